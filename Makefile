@@ -1,0 +1,27 @@
+# The two commands of the README:  `make demo` (the main job)  and  `make test`.
+# Both create .venv on first use and reuse it afterwards (a stamp records what was installed).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.vltseg_d2-installed
+PYTEST_ARGS ?=
+
+.PHONY: install test demo clean-venv
+
+install: $(STAMP)
+
+$(STAMP): setup.py tools/install_detectron2.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) tools/install_detectron2.py
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS) tests
+
+demo: $(STAMP)
+	$(PY) tools/run_demo.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="vltseg_d2",
+    version="0.1.0",
+    description="Domain-generalized semantic segmentation (VLTSeg, Rein) on detectron2",
+    python_requires=">=3.10",
+    packages=find_packages(include=["vltseg_d2", "vltseg_d2.*"]),
+    install_requires=[
+        # torch / torchvision are pinned by the Makefile; detectron2 comes from
+        # tools/install_detectron2.py (or the official git install, see README).
+        "timm>=1.0.15",
+        "scipy",
+        "opencv-python-headless>=4.8,<5",
+        "cityscapesscripts>=2.2",
+        "fvcore",
+        "iopath",
+        "tqdm",
+        "tabulate",
+        "psutil",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-xdist"],
+        "slurm": ["submitit"],
+    },
+)

@@ -1,0 +1,110 @@
+"""File record -> model input: augmented image tensor, ``sem_seg`` and per-class ``instances``."""
+import logging
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+from detectron2.structures import Instances
+from PIL import Image
+
+from .datasets.classes import IGNORE_LABEL
+from .transforms import PhotometricDistortion
+
+logger = logging.getLogger(__name__)
+
+
+def read_label(path: str) -> np.ndarray:
+    with Image.open(path) as f:
+        label = np.asarray(f)
+    if label.ndim != 2:
+        raise ValueError(f"label {path} has shape {label.shape}; expected a single-channel train-id PNG")
+    return label.astype(np.uint8)
+
+
+def per_class_instances(sem_seg: torch.Tensor, ignore_label=IGNORE_LABEL) -> Instances:
+    """One binary mask per class present in ``sem_seg`` (Mask2Former's semantic targets)."""
+    classes = torch.unique(sem_seg)
+    classes = classes[classes != ignore_label]
+    instances = Instances(tuple(sem_seg.shape))
+    instances.gt_classes = classes.to(torch.int64)
+    instances.gt_masks = sem_seg[None] == classes[:, None, None]
+    return instances
+
+
+class SemSegDatasetMapper:
+    """Reads one dataset record and applies ``augmentations`` (detectron2 ``Augmentation`` objects).
+
+    Args:
+        augmentations: e.g. ``[ResizeShortestEdge, RandomCrop_CategoryAreaConstraint, RandomFlip,
+            PhotometricDistortion]`` for training, ``[ResizeShortestEdge(short, max_size)]`` or ``[]``
+            for testing.
+        is_train: training records carry ``sem_seg`` and ``instances``; test records carry the
+            original ``height``/``width`` so predictions are returned at the label's size.
+        pad_to: (h, w) a training sample is padded to (image with 0, label with ``ignore_label``),
+            normally the crop size, so every sample in a batch has the same shape.
+    """
+
+    def __init__(self, augmentations: Sequence[T.Augmentation], is_train: bool = True, *,
+                 image_format: str = "RGB", ignore_label: int = IGNORE_LABEL,
+                 pad_to: Optional[Sequence[int]] = None):
+        self.augmentations = T.AugmentationList(list(augmentations))
+        self.is_train = is_train
+        self.image_format = image_format
+        self.ignore_label = ignore_label
+        self.pad_to = tuple(pad_to) if pad_to else None
+
+    def __call__(self, record: dict) -> Optional[dict]:
+        record = dict(record)
+        try:
+            image = utils.read_image(record["file_name"], format=self.image_format)
+            sem_seg = read_label(record["sem_seg_file_name"]) if self.is_train else None
+        except (OSError, ValueError) as e:
+            if not self.is_train:
+                raise
+            logger.warning(f"skipping unreadable training sample {record['file_name']}: {e}")
+            return None  # detectron2's MapDataset then draws another sample
+        if sem_seg is not None and sem_seg.shape != image.shape[:2]:
+            logger.warning(f"skipping {record['file_name']}: label {record['sem_seg_file_name']} is "
+                           f"{sem_seg.shape}, image is {image.shape[:2]} (re-run the dataset's prepare script)")
+            return None
+        record.setdefault("height", image.shape[0])
+        record.setdefault("width", image.shape[1])
+        aug_input = T.AugInput(image, sem_seg=sem_seg)
+        self.augmentations(aug_input)
+        image, sem_seg = aug_input.image, aug_input.sem_seg
+        if self.is_train and self.pad_to:
+            image, sem_seg = self._pad(image, sem_seg)
+        record["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        if sem_seg is not None:
+            record["sem_seg"] = torch.as_tensor(sem_seg.astype(np.int64))
+            record["instances"] = per_class_instances(record["sem_seg"], self.ignore_label)
+        return record
+
+    def _pad(self, image, sem_seg):
+        ph, pw = max(self.pad_to[0] - image.shape[0], 0), max(self.pad_to[1] - image.shape[1], 0)
+        if ph or pw:
+            image = np.pad(image, ((0, ph), (0, pw), (0, 0)), constant_values=0)
+            sem_seg = np.pad(sem_seg, ((0, ph), (0, pw)), constant_values=self.ignore_label)
+        return image, sem_seg
+
+
+def train_augmentations(crop_size, short_edges: List[int], max_size: int, cat_max_ratio=0.75,
+                        ignore_label=IGNORE_LABEL, photometric=True):
+    """The reference recipes' training pipeline (spec/datasets.md)."""
+    augs = [
+        T.ResizeShortestEdge(short_edges, max_size=max_size, sample_style="choice"),
+        T.RandomCrop_CategoryAreaConstraint("absolute", tuple(crop_size), cat_max_ratio, ignore_label),
+        T.RandomFlip(horizontal=True),
+    ]
+    if photometric:
+        augs.append(PhotometricDistortion())
+    return augs
+
+
+def test_augmentations(short_edge: Optional[int] = None, max_size: Optional[int] = None):
+    """Aspect-preserving resize to fit (long <= max_size, short <= short_edge); none if unset."""
+    if short_edge is None:
+        return []
+    return [T.ResizeShortestEdge(short_edge, max_size=max_size or 100000, sample_style="choice")]

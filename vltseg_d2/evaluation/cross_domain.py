@@ -1,0 +1,51 @@
+"""The cross-domain summary: one row per target dataset and their arithmetic mean.
+
+Datasets are never pooled: each one's mIoU comes from its own confusion matrix.
+"""
+import json
+import math
+from pathlib import Path
+
+from tabulate import tabulate
+
+from ..data.datasets.classes import CLASS_NAMES
+
+
+def summarize_cross_domain(results: dict, in_domain=()) -> dict:
+    """``results``: dataset name -> ``{"sem_seg": metrics}`` (as detectron2's ``inference_on_dataset``
+    returns). Datasets in ``in_domain`` are listed but left out of the mean."""
+    rows = []
+    for name, res in results.items():
+        m = res["sem_seg"] if "sem_seg" in res else res
+        rows.append(dict(dataset=name, in_domain=name in in_domain, mIoU=m["mIoU"], mAcc=m["mAcc"], aAcc=m["aAcc"],
+                         per_class={c: m.get(f"IoU-{c}", float("nan")) for c in CLASS_NAMES}))
+    targets = [r["mIoU"] for r in rows if not r["in_domain"]]
+    mean = sum(targets) / len(targets) if targets else float("nan")
+    return dict(rows=rows, mean_mIoU=mean, num_target_domains=len(targets))
+
+
+def _fmt(v):
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
+
+
+def format_cross_domain_table(summary: dict, per_class=False, tablefmt="github") -> str:
+    headers = ["dataset", "mIoU", "mAcc", "aAcc"] + (list(CLASS_NAMES) if per_class else [])
+    table = []
+    for r in summary["rows"]:
+        name = r["dataset"] + (" (in-domain)" if r["in_domain"] else "")
+        table.append([name, _fmt(r["mIoU"]), _fmt(r["mAcc"]), _fmt(r["aAcc"])]
+                     + ([_fmt(r["per_class"][c]) for c in CLASS_NAMES] if per_class else []))
+    table.append([f"mean of {summary['num_target_domains']} target domains", _fmt(summary["mean_mIoU"]), "", ""]
+                 + ([""] * len(CLASS_NAMES) if per_class else []))
+    return tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+
+
+def save_cross_domain(summary: dict, output_dir, stem="cross_domain"):
+    """Write ``<stem>.json`` and ``<stem>.md`` (per-class table included); returns their paths."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
+    json_path.write_text(json.dumps(summary, indent=2, allow_nan=True))
+    md_path.write_text("# Cross-domain evaluation\n\n" + format_cross_domain_table(summary) + "\n\n## Per-class IoU\n\n"
+                       + format_cross_domain_table(summary, per_class=True) + "\n")
+    return json_path, md_path
