@@ -103,7 +103,7 @@ def train_augmentations(crop_size, short_edges: List[int], max_size: int, cat_ma
     return augs
 
 
-def test_augmentations(short_edge: Optional[int] = None, max_size: Optional[int] = None):
+def inference_augmentations(short_edge: Optional[int] = None, max_size: Optional[int] = None):
     """Aspect-preserving resize to fit (long <= max_size, short <= short_edge); none if unset."""
     if short_edge is None:
         return []
