@@ -1,0 +1,46 @@
+"""Writers of tiny checkpoints in the original released key layouts (EVA-CLIP, DINOv2).
+
+Each takes a timm reference model and writes its weights the way the original code names them,
+so loading the file back must reproduce the reference model exactly.
+"""
+import torch
+
+# timm Eva name -> EVA-CLIP name (the inverse of timm's checkpoint_filter_fn renames)
+_EVA_CLIP_NAMES = (("mlp.norm", "mlp.ffn_ln"), ("attn.norm", "attn.inner_attn_ln"), ("mlp.fc1_g", "mlp.w1"),
+                   ("mlp.fc1_x", "mlp.w2"), ("mlp.fc2", "mlp.w3"), ("attn.q_proj.bias", "attn.q_bias"),
+                   ("attn.v_proj.bias", "attn.v_bias"))
+
+
+def eva_clip_state(ref) -> dict:
+    """The EVA-CLIP ``EVA02_CLIP_*_s4B.pt`` layout: vision tower under ``visual.``, text tower beside it."""
+    out = {}
+    for k, v in ref.state_dict().items():
+        for timm_name, clip_name in _EVA_CLIP_NAMES:
+            k = k.replace(timm_name, clip_name)
+        out["visual." + k] = v.clone()
+    dim, grid = ref.embed_dim, ref.patch_embed.grid_size
+    head_dim = dim // ref.blocks[0].attn.num_heads
+    freqs = torch.randn(grid[0] * grid[1], head_dim)
+    out["visual.rope.freqs_cos"], out["visual.rope.freqs_sin"] = freqs.cos(), freqs.sin()
+    for i in range(len(ref.blocks)):
+        out[f"visual.blocks.{i}.attn.rope.freqs_cos"] = freqs.cos()
+        out[f"visual.blocks.{i}.attn.rope.freqs_sin"] = freqs.sin()
+    out["visual.norm.weight"], out["visual.norm.bias"] = torch.ones(dim), torch.zeros(dim)
+    out["visual.head.weight"], out["visual.head.bias"] = torch.randn(8, dim), torch.zeros(8)
+    out["text.token_embedding.weight"] = torch.randn(10, 8)
+    out["logit_scale"] = torch.tensor(4.6)
+    return out
+
+
+def dinov2_state(ref) -> dict:
+    """The ``dinov2_vit*14_pretrain.pth`` layout: class token's position inside ``pos_embed``,
+    ``mask_token``, ``register_tokens`` for the register variants."""
+    out = {k: v.clone() for k, v in ref.state_dict().items()}
+    out["mask_token"] = torch.zeros(1, ref.embed_dim)
+    if ref.reg_token is not None:  # timm folds the class position into cls_token: undo that
+        cls_pos = torch.randn(1, 1, ref.embed_dim) * 0.02
+        out["register_tokens"] = out.pop("reg_token")
+        out["cls_token"] = out["cls_token"] - cls_pos
+        out["pos_embed"] = torch.cat([cls_pos, out["pos_embed"]], dim=1)
+    out["norm.weight"], out["norm.bias"] = torch.ones(ref.embed_dim), torch.zeros(ref.embed_dim)
+    return out

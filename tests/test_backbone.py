@@ -1,0 +1,191 @@
+"""The timm ViT backbone, Rein, and loading of original pretrained files."""
+import math
+import re
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+from pretrained_files import dinov2_state, eva_clip_state
+
+from vltseg_d2.modeling.backbone import Reins, ViTBackbone, WeightsMismatchError, build_rein, count_parameters
+
+TINY = dict(embed_dim=64, depth=4, num_heads=4)
+DINO, EVA = "vit_small_patch14_dinov2", "eva02_large_patch14_clip_224"
+
+
+def tiny_backbone(name=DINO, patch=16, rein=True, **kw):
+    return ViTBackbone(name, model_kwargs=TINY, img_size=64, patch_size=patch, out_indices=(0, 1, 2, 3),
+                       rein=build_rein(4, 64, patch, token_length=10, lora_dim=4, query_dims=32) if rein else None, **kw)
+
+
+def test_rein_matches_a_hand_evaluation_of_the_formulas():
+    torch.manual_seed(0)
+    rein = Reins(num_layers=2, embed_dims=8, patch_size=16, token_length=5, lora_dim=3, query_dims=4)
+    with torch.no_grad():
+        rein.scale.fill_(0.7)
+    x = torch.randn(2, 6, 8)
+    layer = 1
+    a, b = rein.learnable_tokens_a[layer], rein.learnable_tokens_b[layer]
+    t = a @ b
+    expected = torch.empty_like(x)
+    for n in range(2):
+        for i in range(6):
+            logits = torch.stack([x[n, i] @ t[j] / math.sqrt(8) for j in range(5)])
+            s = torch.exp(logits) / torch.exp(logits).sum()
+            d = sum(s[j] * (rein.mlp_token2feat.weight @ t[j] + rein.mlp_token2feat.bias) for j in range(1, 5))
+            delta = rein.mlp_delta_f.weight @ (d + x[n, i]) + rein.mlp_delta_f.bias
+            expected[n, i] = x[n, i] + 0.7 * delta
+    torch.testing.assert_close(rein(x, layer), expected, rtol=1e-5, atol=1e-6)
+
+    z = rein.transform(torch.stack([rein.learnable_tokens_a[i] @ rein.learnable_tokens_b[i] for i in range(2)]))
+    pooled = torch.cat([torch.maximum(z[0], z[1]), (z[0] + z[1]) / 2, z[1]], dim=-1)
+    torch.testing.assert_close(rein.queries(), rein.merge(pooled))
+
+
+def test_rein_initialisation_bounds_and_scale():
+    plain = Reins(3, 32, patch_size=16, token_length=7, lora_dim=None, link_token_to_query=False)
+    assert plain.learnable_tokens.abs().max() <= math.sqrt(6 / (3 * 256 + 32))
+    lora = Reins(3, 32, patch_size=16, token_length=7, lora_dim=4)
+    bound = math.sqrt(6 / (3 * 256 + math.sqrt(32 * 4)))
+    assert lora.learnable_tokens_a.abs().max() <= bound and lora.learnable_tokens_b.abs().max() <= bound
+    assert lora.learnable_tokens_a.abs().max() > 0.5 * bound and lora.scale.item() == pytest.approx(1e-3)
+
+
+def test_scale_zero_leaves_the_backbone_output_unchanged():
+    torch.manual_seed(0)
+    with_rein = tiny_backbone()
+    without = tiny_backbone(rein=False)
+    without.load_state_dict({k: v for k, v in with_rein.state_dict().items() if not k.startswith("rein.")})
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        with_rein.rein.scale.zero_()
+        a, b = with_rein(x), without(x)
+        with_rein.rein.scale.fill_(1.0)
+        c = with_rein(x)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+    assert not torch.allclose(c["res5"], b["res5"])
+
+
+def test_frozen_backbone_gradients_reach_only_rein():
+    torch.manual_seed(0)
+    bb = tiny_backbone(freeze=True).train()
+    assert not bb.vit.training  # frozen ViT stays in eval mode
+    out = bb(torch.randn(2, 3, 64, 64))
+    sum(v.square().mean() for v in out.values()).backward()
+    for name, p in bb.named_parameters():
+        if name.startswith("rein.") and name.split(".")[1] not in ("transform", "merge"):
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+        elif not name.startswith("rein."):
+            assert p.grad is None and not p.requires_grad, name
+
+
+@pytest.mark.parametrize("name,patch", [(DINO, 16), (DINO, 14), (EVA, 14), (EVA, 16)])
+@pytest.mark.parametrize("hw", [(64, 64), (64, 96), (96, 32)])
+def test_output_levels_for_both_patch_sizes_and_non_square_inputs(name, patch, hw):
+    bb = tiny_backbone(name, patch)
+    out = bb(torch.randn(1, 3, *hw))
+    for level, stride in (("res2", 4), ("res3", 8), ("res4", 16), ("res5", 32)):
+        assert out[level].shape == (1, 64, hw[0] // stride, hw[1] // stride)
+        assert bb.output_shape()[level].stride == stride and bb.output_shape()[level].channels == 64
+    assert bb.size_divisibility == 32
+
+
+def test_patch16_levels_are_reins_bilinear_neck():
+    bb = tiny_backbone(rein=False)
+    grid = bb.vit.forward_intermediates(torch.zeros(1, 3, 64, 64), indices=[0], intermediates_only=True)
+    x = torch.randn(1, 3, 64, 64)
+    raw = bb.vit.forward_intermediates(x, indices=[0, 1, 2, 3], intermediates_only=True)
+    out = bb(x)
+    torch.testing.assert_close(out["res2"], F.interpolate(raw[0], scale_factor=4, mode="bilinear", align_corners=False))
+    torch.testing.assert_close(out["res4"], raw[2])
+    torch.testing.assert_close(out["res5"], F.interpolate(raw[3], scale_factor=0.5, mode="bilinear", align_corners=False))
+    assert grid[0].shape[-1] == 4
+
+
+def test_bf16_autocast_and_checkpointing():
+    bb = tiny_backbone(grad_checkpointing=True).train()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = bb(x)
+    out = bb(x)
+    for k in out:  # bf16 matmuls: close to fp32, not equal
+        err = (low[k].float() - out[k]).norm() / out[k].norm()
+        assert 0 < err < 5e-2, (k, err)
+    out["res5"].sum().backward()
+    assert bb.rein.learnable_tokens_a.grad is not None
+
+
+def test_vit_large_builds_on_meta_with_the_released_trainable_count():
+    with torch.device("meta"):
+        bb = ViTBackbone("vit_large_patch14_dinov2", img_size=512, patch_size=16, freeze=True, rein=build_rein())
+    total, trainable = count_parameters(bb)
+    assert trainable == 2_990_081
+    assert 300e6 < total < 310e6 and bb.vit.pos_embed.shape == (1, 1 + 32 * 32, 1024)
+    assert bb.vit.pos_embed.device.type == "meta"
+
+
+def _reference(name, img_size, **kw):
+    torch.manual_seed(1)
+    return timm.create_model(name, pretrained=False, img_size=img_size, num_classes=0, global_pool="",
+                             dynamic_img_size=True, **TINY, **kw).eval()
+
+
+def _last_block(bb, x):
+    bb.eval()
+    return bb(x)["res" + str(int(math.log2(bb.patch_size)))]
+
+
+def test_eva_clip_original_layout_loads_and_reproduces_timm(tmp_path):
+    ref = _reference(EVA, 224)
+    state = eva_clip_state(ref)
+    fixture = open(__file__.replace("tests/test_backbone.py", "../shared/fixtures/eva02_clip_l14_visual_keys.txt"))
+    names = {line.split()[0] for line in fixture}
+    tiny_names = {k for k in names if not re.match(r"visual\.blocks\.(\d+)\.", k) or int(k.split(".")[2]) < 4}
+    assert {k for k in state if k.startswith("visual.")} == tiny_names  # really the original layout
+    torch.save(state, tmp_path / "EVA02_CLIP_tiny.pt")
+    bb = ViTBackbone(EVA, model_kwargs=TINY, img_size=224, patch_size=14, out_indices=(3,), out_strides=(14,),
+                     pretrained=str(tmp_path / "EVA02_CLIP_tiny.pt"))
+    x = torch.randn(1, 3, 224, 224)
+    expected = ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0]
+    torch.testing.assert_close(_last_block(bb, x), expected)
+
+
+@pytest.mark.parametrize("registers", [False, True])
+def test_dinov2_original_layout_loads_and_reproduces_timm(tmp_path, registers):
+    name = "vit_small_patch14_reg4_dinov2" if registers else DINO
+    ref = _reference(name, 518)
+    torch.save({"model": dinov2_state(ref)} if registers else dinov2_state(ref), tmp_path / "dinov2.pth")
+    bb = ViTBackbone(name, model_kwargs=TINY, img_size=518, patch_size=14, out_indices=(3,), out_strides=(14,),
+                     pretrained=str(tmp_path / "dinov2.pth"))
+    x = torch.randn(1, 3, 518, 518)
+    expected = ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0]
+    torch.testing.assert_close(_last_block(bb, x), expected)
+
+
+def test_patch_14_to_16_is_the_rein_bicubic_recipe(tmp_path):
+    ref = _reference(DINO, 518)
+    state = dinov2_state(ref)
+    torch.save(state, tmp_path / "dinov2.pth")
+    bb = ViTBackbone(DINO, model_kwargs=TINY, img_size=512, patch_size=16, pretrained=str(tmp_path / "dinov2.pth"))
+    kernel = F.interpolate(state["patch_embed.proj.weight"], size=(16, 16), mode="bicubic", align_corners=False)
+    torch.testing.assert_close(bb.vit.patch_embed.proj.weight, kernel)
+    grid = state["pos_embed"][:, 1:].reshape(1, 37, 37, 64).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(32, 32), mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(1, -1, 64)
+    torch.testing.assert_close(bb.vit.pos_embed, torch.cat([state["pos_embed"][:, :1], grid], 1))
+    timm_bb = ViTBackbone(DINO, model_kwargs=TINY, img_size=512, patch_size=16, pretrained=str(tmp_path / "dinov2.pth"),
+                          patch_resample="timm")
+    assert not torch.allclose(timm_bb.vit.patch_embed.proj.weight, kernel)
+
+
+def test_a_checkpoint_of_another_model_is_rejected_by_name(tmp_path):
+    torch.save(dinov2_state(_reference(DINO, 518)), tmp_path / "dinov2.pth")
+    with pytest.raises(WeightsMismatchError, match=r"another shape.*blocks\.0"):
+        ViTBackbone(DINO, model_kwargs=dict(embed_dim=32, depth=4, num_heads=4), img_size=518, patch_size=14,
+                    pretrained=str(tmp_path / "dinov2.pth"))
+    with pytest.raises(WeightsMismatchError, match=r"absent from the file \(blocks\.4"):
+        ViTBackbone(DINO, model_kwargs=dict(embed_dim=64, depth=6, num_heads=4), img_size=518, patch_size=14,
+                    out_indices=(5,), out_strides=(16,), pretrained=str(tmp_path / "dinov2.pth"))
+    with pytest.raises(FileNotFoundError, match="model.backbone.pretrained"):
+        ViTBackbone(DINO, model_kwargs=TINY, pretrained=str(tmp_path / "nope.pth"))

@@ -1,0 +1,144 @@
+"""A detectron2 Backbone hosting a timm ViT (EVA02-CLIP or DINOv2), optionally with Rein.
+
+Patch-size rule (patch 14 does not divide 512 or 1024): the input is padded bottom/right to a
+multiple of the patch (timm's ``dynamic_img_pad``), so every pixel is seen. Each output level of
+stride s is the patch grid resized bilinearly (align_corners=False) by the factor patch / s and
+cropped to ceil(H / s) x ceil(W / s); the resize keeps the geometry exact (a feature at stride s
+is centred where it should be), and for patch 16 it is exactly Rein's x4, x2, x1, x0.5 neck. The
+meta-architecture pads batches to ``size_divisibility`` (32), so crops never cut real pixels.
+"""
+import math
+from typing import Optional, Sequence
+
+import timm
+import torch
+import torch.nn.functional as F
+from detectron2.modeling import Backbone, ShapeSpec
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .rein import Reins
+from .weights import load_vit_weights
+
+
+class ViTBackbone(Backbone):
+    """Args:
+        model_name: a timm ViT, e.g. ``"vit_large_patch14_dinov2"``, ``"vit_large_patch14_reg4_dinov2"``,
+            ``"eva02_large_patch14_clip_224"``; any timm ``VisionTransformer`` or ``Eva`` works.
+        model_kwargs: extra timm keyword arguments (``embed_dim``, ``depth``, ``num_heads``,
+            ``drop_path_rate`` ...), e.g. to build a tiny model for tests.
+        img_size: the size the absolute position embedding is stored at (interpolated to other
+            inputs on the fly).
+        patch_size: 14 or 16 (pretrained kernels are resized when loading).
+        out_indices: blocks (0-based) whose outputs form the levels, e.g. Rein (7, 11, 15, 23),
+            VLTSeg (9, 14, 19, 23); a single index for a single-level output (``SimpleFeaturePyramid``).
+        out_strides: stride of each level; the names are ``res{log2(stride)}``.
+        freeze: freeze every ViT weight (kept in eval mode); Rein parameters stay trainable.
+        rein: a :class:`Reins` module inserted after every block, or ``None``.
+        grad_checkpointing: recompute each block in the backward pass to save memory.
+        pretrained: path of an original checkpoint to load at construction (see ``weights.py``).
+        patch_resample: "bicubic" (Rein recipe) or "timm" (pseudo-inverse) for kernel resizing.
+        size_divisibility: padding the meta-architecture applies to batches.
+    """
+
+    def __init__(self, model_name: str, *, model_kwargs: Optional[dict] = None, img_size=512, patch_size: int = 16,
+                 out_indices: Sequence[int] = (7, 11, 15, 23), out_strides: Sequence[int] = (4, 8, 16, 32),
+                 freeze: bool = False, rein: Optional[Reins] = None, grad_checkpointing: bool = False,
+                 pretrained: Optional[str] = None, patch_resample: str = "bicubic", size_divisibility: int = 32):
+        super().__init__()
+        if len(out_indices) != len(out_strides):
+            raise ValueError(f"out_indices {tuple(out_indices)} and out_strides {tuple(out_strides)} differ in length")
+        # store the position grid for the padded input (ceil(img_size / patch) cells per side)
+        img_size = [math.ceil(s / patch_size) * patch_size for s in ((img_size, img_size) if isinstance(img_size, int) else img_size)]
+        kwargs = dict(img_size=img_size, patch_size=patch_size, num_classes=0, global_pool="",
+                      dynamic_img_size=True, dynamic_img_pad=True)
+        kwargs.update(model_kwargs or {})
+        self.vit = timm.create_model(model_name, pretrained=False, **kwargs)
+        # The final norm and head are never used: drop them so checkpoints need not fill them.
+        for name in ("norm", "fc_norm", "head", "head_drop"):
+            if hasattr(self.vit, name):
+                setattr(self.vit, name, nn.Identity())
+        self.is_eva = hasattr(self.vit, "rope")
+        depth = len(self.vit.blocks)
+        if max(out_indices) >= depth:
+            raise ValueError(f"out_indices {tuple(out_indices)} exceed the depth {depth} of {model_name}")
+        self.patch_size = patch_size
+        self.out_indices = tuple(out_indices)
+        self.embed_dim = self.vit.embed_dim
+        self.rein = rein
+        if rein is not None and (rein.num_layers != depth or rein.embed_dims != self.embed_dim):
+            raise ValueError(f"Rein built for {rein.num_layers} layers x {rein.embed_dims} channels, "
+                             f"but {model_name} has {depth} x {self.embed_dim}")
+        self.grad_checkpointing = grad_checkpointing
+        self.freeze = freeze
+        self._size_divisibility = size_divisibility
+        self._out_features = [f"res{int(math.log2(s))}" for s in out_strides]
+        self._out_feature_strides = dict(zip(self._out_features, out_strides))
+        self._out_feature_channels = {f: self.embed_dim for f in self._out_features}
+        if pretrained:
+            load_vit_weights(self, pretrained, patch_resample=patch_resample)
+        if freeze:
+            self.vit.requires_grad_(False)
+            self.vit.eval()
+
+    @property
+    def size_divisibility(self):
+        return self._size_divisibility
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.freeze:
+            self.vit.eval()  # a frozen ViT keeps drop-path and dropout off
+        return self
+
+    def _embed(self, x):
+        x = self.vit.patch_embed(x)  # B x gh x gw x C (dynamic_img_size)
+        grid = x.shape[1:3]
+        if self.is_eva:
+            x, rope = self.vit._pos_embed(x)
+        else:
+            x, rope = self.vit._pos_embed(x), None
+        return self.vit.norm_pre(x), rope, grid
+
+    def _block(self, i, x, rope):
+        blk = self.vit.blocks[i]
+        return blk(x, rope=rope) if self.is_eva else blk(x)
+
+    def forward(self, images: torch.Tensor):
+        h, w = images.shape[-2:]
+        x, rope, (gh, gw) = self._embed(images)
+        n_prefix = self.vit.num_prefix_tokens
+        grids = []
+        for i in range(max(self.out_indices) + 1):
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(self._block, i, x, rope, use_reentrant=False)
+            else:
+                x = self._block(i, x, rope)
+            if self.rein is not None:  # class/register tokens pass through untouched
+                x = torch.cat([x[:, :n_prefix], self.rein(x[:, n_prefix:], i)], dim=1)
+            if i in self.out_indices:
+                grids.append(x[:, n_prefix:].transpose(1, 2).reshape(x.shape[0], -1, gh, gw))
+        out = {}
+        for name, grid in zip(self._out_features, grids):
+            stride = self._out_feature_strides[name]
+            scale = self.patch_size / stride
+            if scale != 1.0:
+                grid = F.interpolate(grid, scale_factor=scale, mode="bilinear", align_corners=False,
+                                     recompute_scale_factor=False)
+            out[name] = grid[..., : math.ceil(h / stride), : math.ceil(w / stride)].contiguous()
+        return out
+
+    def output_shape(self):
+        return {n: ShapeSpec(channels=self._out_feature_channels[n], stride=self._out_feature_strides[n])
+                for n in self._out_features}
+
+
+def build_rein(num_layers=24, embed_dims=1024, patch_size=16, **kwargs) -> Reins:
+    """A LoRA-Rein with the released settings (m = 100, r = 16, linked queries) unless overridden."""
+    return Reins(num_layers, embed_dims, patch_size, **kwargs)
+
+
+def count_parameters(module: nn.Module):
+    """(total, trainable) parameter counts; works on the meta device."""
+    params = list(module.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)

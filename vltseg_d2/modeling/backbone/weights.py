@@ -1,0 +1,114 @@
+"""Load original released ViT files into a :class:`ViTBackbone`'s timm model, from a local path.
+
+Handles EVA-CLIP's ``EVA02_CLIP_L_psz14_s4B.pt`` (vision tower under ``visual.``, separate q/k/v),
+DINOv2's ``dinov2_vitl14_pretrain.pth`` (with or without registers), timm and open_clip state dicts.
+Key conversion is timm's own ``checkpoint_filter_fn``; before it, the patch kernel and the
+absolute position embedding are resized to the model:
+
+- ``patch_resample="bicubic"`` (default): the Rein recipe, plain bicubic interpolation of the
+  kernel (14 -> 16) and of the position grid (e.g. 37x37 -> 32x32, prefix tokens kept). Rein's
+  released heads were trained on a backbone prepared this way.
+- ``patch_resample="timm"``: timm's pseudo-inverse kernel resampling (a fine choice for new training).
+
+A checkpoint that does not fit the model (a tensor of another shape, or model weights it lacks)
+raises :class:`WeightsMismatchError` naming the keys, instead of loading partially. Keys of the
+file the model has no use for (CLIP projection, final norm, mask token) are reported in the log.
+"""
+import logging
+import math
+from dataclasses import dataclass
+from typing import List
+
+import torch
+import torch.nn.functional as F
+from timm.models.eva import checkpoint_filter_fn as eva_filter
+from timm.models.vision_transformer import checkpoint_filter_fn as vit_filter
+
+logger = logging.getLogger(__name__)
+
+_WRAPPERS = ("model_ema", "model", "module", "state_dict")
+
+
+class WeightsMismatchError(RuntimeError):
+    pass
+
+
+@dataclass
+class LoadReport:
+    path: str
+    loaded: int
+    unexpected: List[str]
+
+
+def read_checkpoint(path) -> dict:
+    """``torch.load(weights_only=True)`` with the usual wrapper keys removed."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"pretrained file {path} does not exist (set the path in the config, "
+                                "e.g. model.backbone.pretrained=/path/to/file)") from None
+    except Exception as e:
+        raise WeightsMismatchError(f"cannot read {path} as a PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    for key in _WRAPPERS:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    return state
+
+
+def _find(state: dict, suffix: str):
+    keys = [k for k in state if k == suffix or k.endswith("." + suffix)]
+    return keys[0] if keys else None
+
+
+def _bicubic_resize(state: dict, vit):
+    """The Rein recipe's preparation: plain bicubic resizing of kernel and position grid."""
+    state = dict(state)
+    k = _find(state, "patch_embed.proj.weight")
+    target = tuple(vit.patch_embed.proj.weight.shape[-2:])
+    if k is not None and state[k].ndim == 4 and tuple(state[k].shape[-2:]) != target:
+        state[k] = F.interpolate(state[k].float(), size=target, mode="bicubic", align_corners=False).to(state[k].dtype)
+    k = _find(state, "pos_embed")
+    if k is not None and getattr(vit, "pos_embed", None) is not None:
+        pos = state[k]
+        n = pos.shape[1]
+        prefix = next((p for p in (0, 1) if math.isqrt(n - p) ** 2 == n - p), None)
+        grid = tuple(vit.patch_embed.grid_size)
+        side = math.isqrt(n - prefix) if prefix is not None else None
+        if side is not None and (side, side) != grid:
+            tokens = pos[:, prefix:].reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
+            tokens = F.interpolate(tokens, size=grid, mode="bicubic", align_corners=False)
+            tokens = tokens.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], -1).to(pos.dtype)
+            state[k] = torch.cat([pos[:, :prefix], tokens], dim=1)
+    return state
+
+
+def convert_to_timm(state: dict, vit, patch_resample: str = "bicubic") -> dict:
+    """An original or timm/open_clip state dict -> keys and shapes of the timm model ``vit``."""
+    if patch_resample not in ("bicubic", "timm"):
+        raise ValueError(f"patch_resample must be 'bicubic' or 'timm', not {patch_resample!r}")
+    if patch_resample == "bicubic":
+        state = _bicubic_resize(state, vit)
+    is_eva = hasattr(vit, "rope")
+    return eva_filter(state, vit) if is_eva else vit_filter(state, vit)
+
+
+def load_vit_weights(backbone, path, patch_resample: str = "bicubic") -> LoadReport:
+    """Load ``path`` into ``backbone.vit``; raise if it is a checkpoint of another model."""
+    vit = backbone.vit
+    state = convert_to_timm(read_checkpoint(path), vit, patch_resample)
+    own = vit.state_dict()
+    missing = sorted(own.keys() - state.keys())
+    unexpected = sorted(state.keys() - own.keys())
+    wrong_shape = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                   for k in sorted(own.keys() & state.keys()) if state[k].shape != own[k].shape]
+    if missing or wrong_shape:
+        raise WeightsMismatchError(
+            f"{path} does not fit {type(vit).__name__} (width {vit.embed_dim}, depth {len(vit.blocks)}): "
+            + (f"{len(wrong_shape)} tensors of another shape ({'; '.join(wrong_shape[:5])}) " if wrong_shape else "")
+            + (f"{len(missing)} model weights absent from the file ({', '.join(missing[:5])}) " if missing else "")
+            + "- check model_name, model_kwargs and patch_size against the file.")
+    vit.load_state_dict({k: state[k] for k in own}, strict=True)
+    if unexpected:
+        logger.info(f"{path}: ignored {len(unexpected)} keys the backbone does not use: {', '.join(unexpected)}")
+    logger.info(f"loaded {len(own)} tensors into the ViT from {path}")
+    return LoadReport(str(path), len(own), unexpected)
