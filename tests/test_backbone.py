@@ -168,13 +168,15 @@ def test_patch_14_to_16_is_the_rein_bicubic_recipe(tmp_path):
     ref = _reference(DINO, 518)
     state = dinov2_state(ref)
     torch.save(state, tmp_path / "dinov2.pth")
-    bb = ViTBackbone(DINO, model_kwargs=TINY, img_size=512, patch_size=16, pretrained=str(tmp_path / "dinov2.pth"))
+    bb = ViTBackbone(DINO, model_kwargs=TINY, img_size=512, patch_size=16, out_indices=(3,), out_strides=(16,),
+                     pretrained=str(tmp_path / "dinov2.pth"))
     kernel = F.interpolate(state["patch_embed.proj.weight"], size=(16, 16), mode="bicubic", align_corners=False)
     torch.testing.assert_close(bb.vit.patch_embed.proj.weight, kernel)
     grid = state["pos_embed"][:, 1:].reshape(1, 37, 37, 64).permute(0, 3, 1, 2)
     grid = F.interpolate(grid, size=(32, 32), mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(1, -1, 64)
     torch.testing.assert_close(bb.vit.pos_embed, torch.cat([state["pos_embed"][:, :1], grid], 1))
-    timm_bb = ViTBackbone(DINO, model_kwargs=TINY, img_size=512, patch_size=16, pretrained=str(tmp_path / "dinov2.pth"),
+    timm_bb = ViTBackbone(DINO, model_kwargs=TINY, img_size=512, patch_size=16, out_indices=(3,), out_strides=(16,),
+                          pretrained=str(tmp_path / "dinov2.pth"),
                           patch_resample="timm")
     assert not torch.allclose(timm_bb.vit.patch_embed.proj.weight, kernel)
 
@@ -182,10 +184,10 @@ def test_patch_14_to_16_is_the_rein_bicubic_recipe(tmp_path):
 def test_a_checkpoint_of_another_model_is_rejected_by_name(tmp_path):
     torch.save(dinov2_state(_reference(DINO, 518)), tmp_path / "dinov2.pth")
     with pytest.raises(WeightsMismatchError, match=r"another shape.*blocks\.0"):
-        ViTBackbone(DINO, model_kwargs=dict(embed_dim=32, depth=4, num_heads=4), img_size=518, patch_size=14,
+        ViTBackbone(DINO, model_kwargs=dict(embed_dim=32, depth=4, num_heads=4), img_size=518, patch_size=14, out_indices=(3,), out_strides=(16,),
                     pretrained=str(tmp_path / "dinov2.pth"))
     with pytest.raises(WeightsMismatchError, match=r"absent from the file \(blocks\.4"):
         ViTBackbone(DINO, model_kwargs=dict(embed_dim=64, depth=6, num_heads=4), img_size=518, patch_size=14,
                     out_indices=(5,), out_strides=(16,), pretrained=str(tmp_path / "dinov2.pth"))
     with pytest.raises(FileNotFoundError, match="model.backbone.pretrained"):
-        ViTBackbone(DINO, model_kwargs=TINY, pretrained=str(tmp_path / "nope.pth"))
+        ViTBackbone(DINO, model_kwargs=TINY, out_indices=(3,), out_strides=(16,), pretrained=str(tmp_path / "nope.pth"))
