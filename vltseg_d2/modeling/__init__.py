@@ -1,1 +1,6 @@
 from .backbone import Reins, ViTBackbone, build_rein, count_parameters  # noqa: F401
+from .criterion import SetCriterion  # noqa: F401
+from .matcher import HungarianMatcher  # noqa: F401
+from .meta_arch import MaskFormer, MaskFormerHead  # noqa: F401
+from .pixel_decoder.msdeformattn import MSDeformAttnPixelDecoder  # noqa: F401
+from .transformer_decoder.mask2former_decoder import MultiScaleMaskedTransformerDecoder  # noqa: F401

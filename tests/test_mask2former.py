@@ -1,0 +1,195 @@
+"""The Mask2Former head, matcher, criterion, inference modes and the Rein checkpoint converter."""
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from detectron2.config import LazyConfig, instantiate
+from tiny_models import tiny_model, tiny_model_cfg
+
+from vltseg_d2.checkpoint import UnmappedKeyError, convert_rein_state_dict
+from vltseg_d2.data.mapper import per_class_instances
+from vltseg_d2.modeling.inference import slide_inference, windows
+from vltseg_d2.modeling.matcher import HungarianMatcher
+from vltseg_d2.modeling.pixel_decoder.ms_deform_attn import ms_deform_attn
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+
+
+def read_fixture(name):
+    out = {}
+    for line in (FIXTURES / name).read_text().splitlines():
+        key, shape = line.split(" ", 1)
+        out[key] = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
+    return out
+
+
+def full_size_model(base):
+    cfg = LazyConfig.load(f"configs/common/models/{base}.py").model
+    with torch.device("meta"):
+        return instantiate(cfg)
+
+
+def head_shapes(model):
+    return {"sem_seg_head." + k: tuple(v.shape) for k, v in model.sem_seg_head.state_dict().items()}
+
+
+def test_head_has_the_official_detectron2_keys_and_shapes():
+    expected = read_fixture("mask2former_semseg_head_keys.txt")
+    assert len(expected) == 292
+    assert head_shapes(full_size_model("vltseg_eva02_l")) == expected
+
+
+def test_rein_linked_head_replaces_query_feat_and_embed():
+    expected = read_fixture("mask2former_semseg_head_keys.txt")
+    for k in ("sem_seg_head.predictor.query_feat.weight", "sem_seg_head.predictor.query_embed.weight"):
+        del expected[k]
+    expected["sem_seg_head.predictor.querys2feat.weight"] = (256, 256)
+    expected["sem_seg_head.predictor.querys2feat.bias"] = (256,)
+    assert head_shapes(full_size_model("rein_dinov2_l")) == expected
+
+
+def test_deformable_attention_matches_a_direct_per_point_computation():
+    torch.manual_seed(0)
+    n, m, d, lq, p = 2, 2, 3, 5, 2
+    shapes = [(4, 6), (3, 2)]
+    value = torch.randn(n, sum(h * w for h, w in shapes), m, d)
+    loc = torch.rand(n, lq, m, len(shapes), p, 2) * 1.2 - 0.1  # some points fall outside: zero padding
+    attn = torch.rand(n, lq, m, len(shapes), p)
+    out = ms_deform_attn(value, shapes, loc, attn)
+
+    def bilinear(v, h, w, x, y):  # v: (h*w, d); x, y in [0, 1] -> pixel coords with align_corners=False
+        px, py = x * w - 0.5, y * h - 0.5
+        x0, y0 = int(np.floor(px)), int(np.floor(py))
+        acc = torch.zeros(d)
+        for xi, yi in itertools.product((x0, x0 + 1), (y0, y0 + 1)):
+            if 0 <= xi < w and 0 <= yi < h:
+                acc += (1 - abs(px - xi)) * (1 - abs(py - yi)) * v[yi * w + xi]
+        return acc
+
+    starts = np.cumsum([0] + [h * w for h, w in shapes])
+    expected = torch.zeros(n, lq, m * d)
+    for b, q, head in itertools.product(range(n), range(lq), range(m)):
+        acc = torch.zeros(d)
+        for lvl, (h, w) in enumerate(shapes):
+            v = value[b, starts[lvl]:starts[lvl + 1], head]
+            for pt in range(p):
+                x, y = loc[b, q, head, lvl, pt].tolist()
+                acc += attn[b, q, head, lvl, pt] * bilinear(v, h, w, x, y)
+        expected[b, q, head * d:(head + 1) * d] = acc
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_window_placement_follows_the_reference_rule():
+    boxes = windows(512, 1024, (512, 512), (341, 341))  # Rein protocol: 1024x512 -> 3 windows
+    assert boxes == [(0, 0, 512, 512), (0, 341, 512, 853), (0, 512, 512, 1024)]
+    assert len(windows(1080, 1920, (1024, 1024), (683, 683))) == 2 * 3
+    assert windows(300, 400, (512, 512), (341, 341)) == [(0, 0, 300, 400)]
+
+
+def test_sliding_window_averages_by_overlap_count():
+    image = torch.zeros(3, 4, 10)
+    calls = []
+
+    def predict(batch):  # score = 1 + index of the window in call order
+        calls.append(batch.shape)
+        start = sum(c[0] for c in calls[:-1])
+        return torch.stack([torch.full((2, *batch.shape[-2:]), 1.0 + start + i) for i in range(batch.shape[0])])
+
+    out = slide_inference(image, predict, crop=(4, 4), stride=(4, 3), batch_size=2)
+    # windows [0, 4), [3, 7), [6, 10): columns 3 and 6 are covered twice
+    expected = torch.tensor([1, 1, 1, 1.5, 2, 2, 2.5, 3, 3, 3])
+    torch.testing.assert_close(out[0, 0], expected)
+    assert [c[0] for c in calls] == [2, 1]  # windows batched
+
+
+def _frames(n=2, h=64, w=64, seed=0):
+    rng = np.random.default_rng(seed)
+    records = []
+    for _ in range(n):
+        label = np.zeros((h, w), np.int64)
+        label[h // 2:] = 0
+        label[: h // 2] = 10
+        label[h // 2:, rng.integers(5, 30): rng.integers(35, 60)] = 13
+        image = np.where(label[..., None] == 10, [70, 130, 180], np.where(label[..., None] == 13, [0, 0, 142], [128, 64, 128]))
+        image = (image + rng.normal(0, 10, image.shape)).clip(0, 255).astype(np.uint8)
+        sem = torch.as_tensor(label)
+        records.append({"image": torch.as_tensor(image.transpose(2, 0, 1).copy()), "sem_seg": sem,
+                        "instances": per_class_instances(sem), "height": h, "width": w})
+    return records
+
+
+def test_training_step_loss_keys_and_gradients():
+    torch.manual_seed(0)
+    model = tiny_model().train()
+    losses = model(_frames())
+    assert len(losses) == 3 * (3 + 1)  # ce/mask/dice for the final and 3 auxiliary predictions
+    sum(losses.values()).backward()
+    for name, p in model.named_parameters():
+        if name.startswith("backbone.vit."):
+            assert p.grad is None, name
+        elif name not in ("backbone.rein.scale",):
+            assert p.grad is not None, name
+
+
+def test_loss_decreases_when_overfitting_two_frames():
+    torch.manual_seed(0)
+    model = tiny_model().train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    frames = _frames()
+    history = []
+    for _ in range(60):
+        loss = sum(model(frames).values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    assert np.mean(history[-5:]) < 0.4 * np.mean(history[:5]), history
+    model.eval()
+    pred = model([dict(f) for f in frames])[0]["sem_seg"].argmax(0)
+    assert (pred == frames[0]["sem_seg"]).float().mean() > 0.9
+
+
+@pytest.mark.parametrize("mode", ["whole", "slide"])
+def test_inference_returns_scores_at_the_requested_size(mode):
+    cfg = tiny_model_cfg(base="vltseg_eva02_l")
+    cfg.test_mode = mode
+    model = instantiate(cfg).eval()
+    frames = _frames(h=72, w=150)
+    for f in frames:
+        f.update(height=144, width=300)
+    out = model(frames)
+    assert [o["sem_seg"].shape for o in out] == [(19, 144, 300)] * 2
+    assert torch.all(out[0]["sem_seg"] >= 0)
+
+
+def test_matcher_pairs_each_target_with_its_own_prediction():
+    masks = torch.zeros(3, 16, 16)
+    masks[0, :8], masks[1, 8:, :8], masks[2, 8:, 8:] = 1, 1, 1
+    logits = torch.full((1, 5, 20), -5.0)
+    pred_masks = torch.full((1, 5, 16, 16), -10.0)
+    for q, (t, cls) in zip([4, 0, 2], enumerate([3, 7, 11])):
+        logits[0, q, cls] = 5.0
+        pred_masks[0, q] = masks[t] * 20 - 10
+    rows, cols = HungarianMatcher(num_points=200)({"pred_logits": logits, "pred_masks": pred_masks},
+                                                  [{"labels": torch.tensor([3, 7, 11]), "masks": masks}])[0]
+    assert dict(zip(cols.tolist(), rows.tolist())) == {0: 4, 1: 0, 2: 2}
+
+
+def test_rein_converter_maps_every_released_key_onto_the_model():
+    released = read_fixture("rein_mmseg_checkpoint_keys.txt")
+    assert len(released) == 303
+    state = {k: torch.zeros(shape) for k, shape in released.items()}
+    converted = convert_rein_state_dict({"meta": {}, "state_dict": state})
+    model_shapes = {k: tuple(v.shape) for k, v in full_size_model("rein_dinov2_l").state_dict().items()}
+    assert len(converted) == 303
+    for k, v in converted.items():
+        assert model_shapes.get(k) == tuple(v.shape), k
+    not_in_file = {k for k in model_shapes if k not in converted}
+    assert not_in_file and all(k.startswith("backbone.vit.") for k in not_in_file)  # from the DINOv2 file
+
+
+def test_rein_converter_rejects_unknown_keys():
+    with pytest.raises(UnmappedKeyError, match="decode_head.query_embed.weight"):
+        convert_rein_state_dict({"decode_head.query_embed.weight": torch.zeros(100, 256)})

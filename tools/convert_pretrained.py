@@ -1,0 +1,38 @@
+#!/usr/bin/env python
+"""Convert an original pretrained ViT file into a detectron2-ready backbone checkpoint, offline.
+
+    python tools/convert_pretrained.py --config-file configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py \\
+        dinov2_vitl14_pretrain.pth output/dinov2_l16_512.pth
+
+Reads EVA-CLIP (``EVA02_CLIP_L_psz14_s4B.pt``), DINOv2 (``dinov2_vitl14_pretrain.pth``), timm or
+open_clip state dicts, adapts the patch kernel and position grid to the config's backbone
+(``model.backbone.patch_size``, ``img_size``, ``patch_resample``) and writes ``backbone.vit.*``
+keys, to be used as ``train.init_checkpoint`` (or load the original file directly with
+``model.backbone.pretrained=...``).
+"""
+import argparse
+
+from detectron2.config import LazyConfig, instantiate
+
+from vltseg_d2.checkpoint import save_atomic
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config-file", required=True, help="experiment config whose model.backbone is the target")
+    parser.add_argument("input", help="original checkpoint")
+    parser.add_argument("output", help="file to write")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
+    args = parser.parse_args(argv)
+    cfg = LazyConfig.load(args.config_file)
+    cfg = LazyConfig.apply_overrides(cfg, args.opts)
+    cfg.model.backbone.pretrained = args.input
+    cfg.model.backbone.rein = None
+    backbone = instantiate(cfg.model.backbone)
+    state = {"backbone." + k: v for k, v in backbone.state_dict().items()}
+    save_atomic({"model": state, "__source__": f"converted from {args.input}"}, args.output)
+    print(f"wrote {args.output}: {len(state)} backbone tensors")
+
+
+if __name__ == "__main__":
+    main()

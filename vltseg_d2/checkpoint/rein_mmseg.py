@@ -1,0 +1,78 @@
+"""Rein's released mmsegmentation checkpoint -> this project's model (official detectron2 names).
+
+The mapping is explicit: every key of the released layout (``backbone.reins.*`` and the
+mmdetection Mask2Former head under ``decode_head.*``, see shared/fixtures) has one rule here, and
+a key no rule matches is an error naming it. The DINOv2 backbone weights are not in the file;
+they come from the original DINOv2 checkpoint (``model.backbone.pretrained``). The released head
+was trained with mmdetection's sine position encoding (offset 0): configs that load a converted
+checkpoint set ``pe_offset=0.0``.
+"""
+import re
+from typing import Dict
+
+import torch
+
+HEAD = "sem_seg_head."
+# (pattern, replacement) pairs, tried in order; the first full match wins.
+_RULES = [
+    (r"backbone\.reins\.(.+)", r"backbone.rein.\1"),
+    (r"decode_head\.pixel_decoder\.input_convs\.(\d+)\.conv\.(weight|bias)", HEAD + r"pixel_decoder.input_proj.\1.0.\2"),
+    (r"decode_head\.pixel_decoder\.input_convs\.(\d+)\.gn\.(weight|bias)", HEAD + r"pixel_decoder.input_proj.\1.1.\2"),
+    (r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.self_attn\.(\w+)\.(weight|bias)",
+     HEAD + r"pixel_decoder.transformer.encoder.layers.\1.self_attn.\2.\3"),
+    (r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.ffn\.layers\.0\.0\.(weight|bias)",
+     HEAD + r"pixel_decoder.transformer.encoder.layers.\1.linear1.\2"),
+    (r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.ffn\.layers\.1\.(weight|bias)",
+     HEAD + r"pixel_decoder.transformer.encoder.layers.\1.linear2.\2"),
+    (r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.norms\.0\.(weight|bias)",
+     HEAD + r"pixel_decoder.transformer.encoder.layers.\1.norm1.\2"),
+    (r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.norms\.1\.(weight|bias)",
+     HEAD + r"pixel_decoder.transformer.encoder.layers.\1.norm2.\2"),
+    (r"decode_head\.pixel_decoder\.level_encoding\.weight", HEAD + "pixel_decoder.transformer.level_embed"),
+    (r"decode_head\.pixel_decoder\.lateral_convs\.0\.conv\.weight", HEAD + "pixel_decoder.adapter_1.weight"),
+    (r"decode_head\.pixel_decoder\.lateral_convs\.0\.gn\.(weight|bias)", HEAD + r"pixel_decoder.adapter_1.norm.\1"),
+    (r"decode_head\.pixel_decoder\.output_convs\.0\.conv\.weight", HEAD + "pixel_decoder.layer_1.weight"),
+    (r"decode_head\.pixel_decoder\.output_convs\.0\.gn\.(weight|bias)", HEAD + r"pixel_decoder.layer_1.norm.\1"),
+    (r"decode_head\.pixel_decoder\.mask_feature\.(weight|bias)", HEAD + r"pixel_decoder.mask_features.\1"),
+    # mmdetection decoder layer: cross-attn, norms.0, self-attn, norms.1, FFN, norms.2
+    (r"decode_head\.transformer_decoder\.layers\.(\d+)\.self_attn\.attn\.(.+)",
+     HEAD + r"predictor.transformer_self_attention_layers.\1.self_attn.\2"),
+    (r"decode_head\.transformer_decoder\.layers\.(\d+)\.cross_attn\.attn\.(.+)",
+     HEAD + r"predictor.transformer_cross_attention_layers.\1.multihead_attn.\2"),
+    (r"decode_head\.transformer_decoder\.layers\.(\d+)\.ffn\.layers\.0\.0\.(weight|bias)",
+     HEAD + r"predictor.transformer_ffn_layers.\1.linear1.\2"),
+    (r"decode_head\.transformer_decoder\.layers\.(\d+)\.ffn\.layers\.1\.(weight|bias)",
+     HEAD + r"predictor.transformer_ffn_layers.\1.linear2.\2"),
+    (r"decode_head\.transformer_decoder\.layers\.(\d+)\.norms\.0\.(weight|bias)",
+     HEAD + r"predictor.transformer_cross_attention_layers.\1.norm.\2"),
+    (r"decode_head\.transformer_decoder\.layers\.(\d+)\.norms\.1\.(weight|bias)",
+     HEAD + r"predictor.transformer_self_attention_layers.\1.norm.\2"),
+    (r"decode_head\.transformer_decoder\.layers\.(\d+)\.norms\.2\.(weight|bias)",
+     HEAD + r"predictor.transformer_ffn_layers.\1.norm.\2"),
+    (r"decode_head\.transformer_decoder\.post_norm\.(weight|bias)", HEAD + r"predictor.decoder_norm.\1"),
+    (r"decode_head\.level_embed\.weight", HEAD + "predictor.level_embed.weight"),
+    (r"decode_head\.cls_embed\.(weight|bias)", HEAD + r"predictor.class_embed.\1"),
+    (r"decode_head\.mask_embed\.0\.(weight|bias)", HEAD + r"predictor.mask_embed.layers.0.\1"),
+    (r"decode_head\.mask_embed\.2\.(weight|bias)", HEAD + r"predictor.mask_embed.layers.1.\1"),
+    (r"decode_head\.mask_embed\.4\.(weight|bias)", HEAD + r"predictor.mask_embed.layers.2.\1"),
+    (r"decode_head\.querys2feat\.(weight|bias)", HEAD + r"predictor.querys2feat.\1"),
+]
+_COMPILED = [(re.compile(p), r) for p, r in _RULES]
+
+
+class UnmappedKeyError(KeyError):
+    pass
+
+
+def map_key(key: str) -> str:
+    for pattern, replacement in _COMPILED:
+        if pattern.fullmatch(key):
+            return pattern.sub(replacement, key)
+    raise UnmappedKeyError(f"no conversion rule for key '{key}' of the Rein checkpoint; "
+                           "is it a Rein mmsegmentation checkpoint (ViT + LoRA-Reins + Mask2Former head)?")
+
+
+def convert_rein_state_dict(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Released Rein state dict (``state_dict`` wrapper removed or not) -> this model's keys."""
+    state = state.get("state_dict", state)
+    return {map_key(k): v for k, v in state.items()}

@@ -1,0 +1,106 @@
+"""The MaskFormer meta-architecture for semantic segmentation (detectron2 input/output format).
+
+Input: a list of records with ``image`` (3 x H x W, uint8 RGB) and, for training, ``instances``
+(one binary mask per present class); ``height``/``width`` give the size predictions are returned at.
+Output: training -> dict of losses; inference -> ``[{"sem_seg": K x height x width scores}]``.
+"""
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from detectron2.structures import ImageList
+from torch import nn
+
+from .criterion import SetCriterion
+from .inference import resize_scores, semantic_scores, slide_inference
+
+
+class MaskFormerHead(nn.Module):
+    """``sem_seg_head``: the pixel decoder and the transformer decoder (``predictor``)."""
+
+    def __init__(self, pixel_decoder: nn.Module, predictor: nn.Module):
+        super().__init__()
+        self.pixel_decoder, self.predictor = pixel_decoder, predictor
+
+    def forward(self, features, queries: Optional[torch.Tensor] = None):
+        mask_features, multi_scale = self.pixel_decoder(features)
+        return self.predictor(multi_scale, mask_features, queries)
+
+
+class MaskFormer(nn.Module):
+    """Args:
+        backbone: a detectron2 Backbone (e.g. :class:`ViTBackbone`); with a Rein-linked predictor
+            it must have ``rein`` with ``queries()``.
+        sem_seg_head: a :class:`MaskFormerHead`.
+        criterion: a :class:`SetCriterion`.
+        pixel_mean, pixel_std: per-channel normalisation in 0..255 RGB.
+        test_mode: "whole" (one pass over the padded image) or "slide" (sliding window).
+        test_crop, test_stride: window size and step (h, w) for "slide".
+        window_batch: windows per forward pass in "slide" mode.
+    """
+
+    def __init__(self, *, backbone: nn.Module, sem_seg_head: MaskFormerHead, criterion: SetCriterion,
+                 pixel_mean: Sequence[float], pixel_std: Sequence[float], test_mode: str = "whole",
+                 test_crop: Tuple[int, int] = (512, 512), test_stride: Tuple[int, int] = (341, 341),
+                 window_batch: int = 4):
+        super().__init__()
+        if test_mode not in ("whole", "slide"):
+            raise ValueError(f"test_mode must be 'whole' or 'slide', not {test_mode!r}")
+        self.backbone, self.sem_seg_head, self.criterion = backbone, sem_seg_head, criterion
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(-1, 1, 1), False)
+        self.size_divisibility = getattr(backbone, "size_divisibility", 32) or 1
+        self.test_mode, self.window_batch = test_mode, window_batch
+        self.test_crop, self.test_stride = tuple(test_crop), tuple(test_stride)
+        self.rein_linked = getattr(sem_seg_head.predictor, "rein_linked", False)
+        if self.rein_linked and getattr(backbone, "rein", None) is None:
+            raise ValueError("the predictor takes Rein-linked queries but the backbone has no Rein (backbone.rein)")
+
+    @property
+    def device(self):
+        return self.pixel_mean.device
+
+    def _normalize(self, image: torch.Tensor) -> torch.Tensor:
+        return (image.to(self.device, torch.float32) - self.pixel_mean) / self.pixel_std
+
+    def _head_outputs(self, images: torch.Tensor):
+        queries = self.backbone.rein.queries() if self.rein_linked else None
+        return self.sem_seg_head(self.backbone(images), queries)
+
+    def forward(self, batched_inputs):
+        if not self.training:
+            return self.inference(batched_inputs)
+        images = ImageList.from_tensors([self._normalize(x["image"]) for x in batched_inputs], self.size_divisibility)
+        outputs = self._head_outputs(images.tensor)
+        targets = self._targets([x["instances"] for x in batched_inputs], images.tensor.shape[-2:])
+        return self.criterion(outputs, targets)
+
+    def _targets(self, instances, padded_size):
+        targets = []
+        for inst in instances:
+            masks = inst.gt_masks.to(self.device)
+            padded = masks.new_zeros((masks.shape[0], *padded_size))
+            padded[:, : masks.shape[1], : masks.shape[2]] = masks
+            targets.append({"labels": inst.gt_classes.to(self.device), "masks": padded})
+        return targets
+
+    def predict_scores(self, images: torch.Tensor) -> torch.Tensor:
+        """Class scores (N, K, h, w) for normalised images (N, 3, h, w) of one size."""
+        h, w = images.shape[-2:]
+        padded = ImageList.from_tensors(list(images), self.size_divisibility).tensor
+        out = self._head_outputs(padded)
+        masks = F.interpolate(out["pred_masks"], size=padded.shape[-2:], mode="bilinear", align_corners=False)
+        return semantic_scores(out["pred_logits"], masks[..., :h, :w])
+
+    @torch.no_grad()
+    def inference(self, batched_inputs):
+        images = [self._normalize(x["image"]) for x in batched_inputs]
+        if self.test_mode == "slide":
+            scores = [slide_inference(img, self.predict_scores, self.test_crop, self.test_stride, self.window_batch)
+                      for img in images]
+        else:
+            batch = ImageList.from_tensors(images, self.size_divisibility)
+            padded_scores = self.predict_scores(batch.tensor)
+            scores = [s[:, :h, :w] for s, (h, w) in zip(padded_scores, batch.image_sizes)]
+        return [{"sem_seg": resize_scores(s, (x.get("height", s.shape[1]), x.get("width", s.shape[2])))}
+                for s, x in zip(scores, batched_inputs)]

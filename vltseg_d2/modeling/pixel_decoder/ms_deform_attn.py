@@ -1,0 +1,80 @@
+"""Multi-scale deformable attention (Deformable DETR), in pure PyTorch.
+
+``ms_deform_attn`` samples each level with ``F.grid_sample`` (bilinear, zero padding,
+align_corners=False); it runs on CPU and GPU with no compiled extension. A faster kernel can
+replace it behind the same signature.
+"""
+import math
+from typing import List, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def ms_deform_attn(value: torch.Tensor, spatial_shapes: List[Tuple[int, int]], sampling_locations: torch.Tensor,
+                   attention_weights: torch.Tensor) -> torch.Tensor:
+    """Args:
+        value: (N, S, M, D) flattened values of all levels, M heads of D channels.
+        spatial_shapes: (H, W) of each level, in the order they are concatenated in ``value``.
+        sampling_locations: (N, Lq, M, L, P, 2) in [0, 1] (x, y), per query, head, level and point.
+        attention_weights: (N, Lq, M, L, P), softmax-normalised over L * P.
+    Returns:
+        (N, Lq, M * D)
+    """
+    n, _, m, d = value.shape
+    _, lq, _, num_levels, p, _ = sampling_locations.shape
+    values = value.split([h * w for h, w in spatial_shapes], dim=1)
+    grids = 2 * sampling_locations - 1
+    sampled = []
+    for lvl, (h, w) in enumerate(spatial_shapes):
+        v = values[lvl].flatten(2).transpose(1, 2).reshape(n * m, d, h, w)
+        g = grids[:, :, :, lvl].transpose(1, 2).flatten(0, 1)  # N*M, Lq, P, 2
+        sampled.append(F.grid_sample(v, g.to(v.dtype), mode="bilinear", padding_mode="zeros", align_corners=False))
+    weights = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, num_levels * p)
+    out = (torch.stack(sampled, dim=-2).flatten(-2) * weights.to(value.dtype)).sum(-1)
+    return out.view(n, m * d, lq).transpose(1, 2).contiguous()
+
+
+class MSDeformAttn(nn.Module):
+    """Parameter names follow the official implementation (``sampling_offsets``,
+    ``attention_weights``, ``value_proj``, ``output_proj``)."""
+
+    def __init__(self, d_model: int = 256, n_levels: int = 3, n_heads: int = 8, n_points: int = 4):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model {d_model} must be divisible by n_heads {n_heads}")
+        self.d_model, self.n_levels, self.n_heads, self.n_points = d_model, n_levels, n_heads, n_points
+        self.sampling_offsets = nn.Linear(d_model, n_heads * n_levels * n_points * 2)
+        self.attention_weights = nn.Linear(d_model, n_heads * n_levels * n_points)
+        self.value_proj = nn.Linear(d_model, d_model)
+        self.output_proj = nn.Linear(d_model, d_model)
+        self._reset_parameters()
+
+    def _reset_parameters(self):
+        # offsets start on rings around the reference point, one direction per head
+        nn.init.constant_(self.sampling_offsets.weight, 0.0)
+        thetas = torch.arange(self.n_heads, dtype=torch.float32) * (2.0 * math.pi / self.n_heads)
+        grid = torch.stack([thetas.cos(), thetas.sin()], -1)
+        grid = (grid / grid.abs().max(-1, keepdim=True)[0]).view(self.n_heads, 1, 1, 2)
+        grid = grid.repeat(1, self.n_levels, self.n_points, 1)
+        grid = grid * torch.arange(1, self.n_points + 1, dtype=torch.float32).view(1, 1, -1, 1)
+        with torch.no_grad():
+            self.sampling_offsets.bias.copy_(grid.view(-1))
+        for layer in (self.attention_weights,):
+            nn.init.constant_(layer.weight, 0.0)
+            nn.init.constant_(layer.bias, 0.0)
+        for layer in (self.value_proj, self.output_proj):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.constant_(layer.bias, 0.0)
+
+    def forward(self, query, reference_points, input_flatten, spatial_shapes: List[Tuple[int, int]]):
+        """query (N, Lq, C); reference_points (N, Lq, L, 2) in [0, 1]; input_flatten (N, S, C)."""
+        n, lq, _ = query.shape
+        value = self.value_proj(input_flatten).view(n, input_flatten.shape[1], self.n_heads, -1)
+        offsets = self.sampling_offsets(query).view(n, lq, self.n_heads, self.n_levels, self.n_points, 2)
+        weights = self.attention_weights(query).view(n, lq, self.n_heads, self.n_levels * self.n_points)
+        weights = weights.softmax(-1).view(n, lq, self.n_heads, self.n_levels, self.n_points)
+        normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], device=query.device, dtype=offsets.dtype)
+        locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
+        return self.output_proj(ms_deform_attn(value, spatial_shapes, locations, weights))

@@ -1,0 +1,150 @@
+"""Mask2Former's MSDeformAttn pixel decoder, with the official detectron2 module names.
+
+Levels res3..res5 (strides 8/16/32) go through a deformable-attention encoder; res2 (stride 4)
+joins through a lateral 1x1 conv (``adapter_1``) and a 3x3 output conv (``layer_1``) to make the
+per-pixel mask features.
+"""
+from typing import Dict, List, Sequence, Tuple
+
+import fvcore.nn.weight_init as weight_init
+import torch
+import torch.nn.functional as F
+from detectron2.layers import Conv2d
+from torch import nn
+
+from ..position_encoding import PositionEmbeddingSine
+from .ms_deform_attn import MSDeformAttn
+
+
+class MSDeformAttnEncoderLayer(nn.Module):
+    def __init__(self, d_model=256, d_ffn=1024, dropout=0.0, n_levels=3, n_heads=8, n_points=4):
+        super().__init__()
+        self.self_attn = MSDeformAttn(d_model, n_levels, n_heads, n_points)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.linear1 = nn.Linear(d_model, d_ffn)
+        self.linear2 = nn.Linear(d_ffn, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, src, pos, reference_points, spatial_shapes):
+        src = self.norm1(src + self.dropout(self.self_attn(src + pos, reference_points, src, spatial_shapes)))
+        ffn = self.linear2(self.dropout(F.relu(self.linear1(src))))
+        return self.norm2(src + self.dropout(ffn))
+
+
+class MSDeformAttnEncoder(nn.Module):
+    def __init__(self, num_layers: int, **layer_kwargs):
+        super().__init__()
+        self.layers = nn.ModuleList(MSDeformAttnEncoderLayer(**layer_kwargs) for _ in range(num_layers))
+
+    @staticmethod
+    def reference_points(spatial_shapes, device):
+        """Normalised pixel centres of every level, (1, S, L, 2); inputs are unpadded, so valid ratios are 1."""
+        refs = []
+        for h, w in spatial_shapes:
+            ys, xs = torch.meshgrid(torch.linspace(0.5, h - 0.5, h, device=device) / h,
+                                    torch.linspace(0.5, w - 0.5, w, device=device) / w, indexing="ij")
+            refs.append(torch.stack((xs.reshape(-1), ys.reshape(-1)), -1))
+        return torch.cat(refs, 0)[None, :, None].expand(-1, -1, len(spatial_shapes), -1)
+
+    def forward(self, src, pos, spatial_shapes):
+        ref = self.reference_points(spatial_shapes, src.device).to(src.dtype)
+        for layer in self.layers:
+            src = layer(src, pos, ref, spatial_shapes)
+        return src
+
+
+class MSDeformAttnTransformerEncoderOnly(nn.Module):
+    def __init__(self, d_model=256, nhead=8, num_encoder_layers=6, dim_feedforward=1024, dropout=0.0,
+                 num_feature_levels=3, enc_n_points=4):
+        super().__init__()
+        self.encoder = MSDeformAttnEncoder(num_encoder_layers, d_model=d_model, d_ffn=dim_feedforward, dropout=dropout,
+                                           n_levels=num_feature_levels, n_heads=nhead, n_points=enc_n_points)
+        self.level_embed = nn.Parameter(torch.empty(num_feature_levels, d_model))
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+        for m in self.modules():
+            if isinstance(m, MSDeformAttn):
+                m._reset_parameters()
+        nn.init.normal_(self.level_embed)
+
+    def forward(self, srcs: List[torch.Tensor], pos_embeds: List[torch.Tensor]):
+        spatial_shapes = [tuple(s.shape[-2:]) for s in srcs]
+        src_flat = torch.cat([s.flatten(2).transpose(1, 2) for s in srcs], 1)
+        pos_flat = torch.cat([p.flatten(2).transpose(1, 2) + self.level_embed[lvl][None, None]
+                              for lvl, p in enumerate(pos_embeds)], 1)
+        return self.encoder(src_flat, pos_flat, spatial_shapes), spatial_shapes
+
+
+class MSDeformAttnPixelDecoder(nn.Module):
+    """Args:
+        in_features: backbone levels, finest first (``("res2", "res3", "res4", "res5")``).
+        in_channels: channels of each level (an int when all are equal, e.g. 1024 for ViT-L).
+        conv_dim, mask_dim: 256 in the recipes.
+        transformer_in_features: the levels the encoder attends over (res3..res5).
+        transformer_enc_layers, transformer_nheads, transformer_dim_feedforward, enc_n_points: 6, 8, 1024, 4.
+        norm: "GN" (GroupNorm with 32 groups).
+        pe_offset: position-encoding offset (see ``PositionEmbeddingSine``).
+    """
+
+    def __init__(self, *, in_features: Sequence[str] = ("res2", "res3", "res4", "res5"), in_channels=1024,
+                 conv_dim: int = 256, mask_dim: int = 256, transformer_in_features=("res3", "res4", "res5"),
+                 transformer_enc_layers: int = 6, transformer_nheads: int = 8, transformer_dim_feedforward: int = 1024,
+                 transformer_dropout: float = 0.0, enc_n_points: int = 4, norm: str = "GN",
+                 pe_offset: float = -0.5):
+        super().__init__()
+        channels = dict(zip(in_features, [in_channels] * len(in_features) if isinstance(in_channels, int) else in_channels))
+        self.in_features = list(in_features)
+        self.transformer_in_features = list(transformer_in_features)
+        self.num_levels = len(self.transformer_in_features)
+        # official order: coarsest level first
+        self.input_proj = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(channels[f], conv_dim, kernel_size=1), nn.GroupNorm(32, conv_dim))
+            for f in self.transformer_in_features[::-1]
+        )
+        for proj in self.input_proj:
+            nn.init.xavier_uniform_(proj[0].weight, gain=1)
+            nn.init.constant_(proj[0].bias, 0)
+        self.transformer = MSDeformAttnTransformerEncoderOnly(
+            d_model=conv_dim, nhead=transformer_nheads, num_encoder_layers=transformer_enc_layers,
+            dim_feedforward=transformer_dim_feedforward, dropout=transformer_dropout,
+            num_feature_levels=self.num_levels, enc_n_points=enc_n_points)
+        self.pe_layer = PositionEmbeddingSine(conv_dim // 2, offset=pe_offset)
+        self.mask_dim = mask_dim
+        self.mask_features = Conv2d(conv_dim, mask_dim, kernel_size=1)
+        weight_init.c2_xavier_fill(self.mask_features)
+        self.fpn_features = [f for f in self.in_features if f not in self.transformer_in_features]
+        self.lateral_convs, self.output_convs = [], []
+        for idx, f in enumerate(self.fpn_features[::-1]):
+            lateral = Conv2d(channels[f], conv_dim, kernel_size=1, bias=False, norm=_norm(norm, conv_dim))
+            output = Conv2d(conv_dim, conv_dim, kernel_size=3, padding=1, bias=False, norm=_norm(norm, conv_dim),
+                            activation=F.relu)
+            weight_init.c2_xavier_fill(lateral)
+            weight_init.c2_xavier_fill(output)
+            self.add_module(f"adapter_{idx + 1}", lateral)
+            self.add_module(f"layer_{idx + 1}", output)
+            self.lateral_convs.append(lateral)
+            self.output_convs.append(output)
+
+    def forward(self, features: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Returns the mask features (stride 4) and the multi-scale features (coarsest first)."""
+        srcs, pos = [], []
+        for proj, f in zip(self.input_proj, self.transformer_in_features[::-1]):
+            x = proj(features[f])
+            srcs.append(x)
+            pos.append(self.pe_layer(x))
+        memory, shapes = self.transformer(srcs, pos)
+        sizes = [h * w for h, w in shapes]
+        outs = [m.transpose(1, 2).reshape(memory.shape[0], -1, h, w)
+                for m, (h, w) in zip(memory.split(sizes, dim=1), shapes)]
+        for f, lateral, output in zip(self.fpn_features[::-1], self.lateral_convs, self.output_convs):
+            cur = lateral(features[f])
+            outs.append(output(cur + F.interpolate(outs[-1], size=cur.shape[-2:], mode="bilinear", align_corners=False)))
+        return self.mask_features(outs[-1]), outs[: self.num_levels]
+
+
+def _norm(norm: str, channels: int):
+    if norm != "GN":
+        raise ValueError(f"only GroupNorm ('GN') is supported, got {norm!r}")
+    return nn.GroupNorm(32, channels)
