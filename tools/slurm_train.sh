@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Train on a SLURM cluster: one task per node, each launching one process per GPU.
+#
+#   sbatch --nodes=2 --ntasks-per-node=1 --gres=gpu:8 --cpus-per-task=64 --time=24:00:00 \
+#       tools/slurm_train.sh configs/rein/rein_dinov2_l_citys2acdc_1024_bs8_40k.py train.output_dir=output/acdc
+#
+# Requeued or restarted jobs continue from the last checkpoint (--resume). GPUS_PER_NODE and
+# MASTER_PORT may be set in the environment.
+set -euo pipefail
+if [ $# -lt 1 ]; then
+  echo "usage: sbatch [slurm options] tools/slurm_train.sh CONFIG [key=value ...]" >&2
+  exit 2
+fi
+CONFIG=$1
+shift
+export GPUS_PER_NODE=${GPUS_PER_NODE:-$(nvidia-smi -L | wc -l)}
+export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+export MASTER_PORT=${MASTER_PORT:-29500}
+export CONFIG
+# $SLURM_NODEID must be read inside each task, hence the single quotes.
+srun --kill-on-bad-exit=1 bash -c 'python tools/train_net.py --config-file "$CONFIG" --resume \
+  --num-gpus "$GPUS_PER_NODE" --num-machines "$SLURM_JOB_NUM_NODES" --machine-rank "$SLURM_NODEID" \
+  --dist-url "tcp://$MASTER_ADDR:$MASTER_PORT" "$@"' _ "$@"

@@ -1,0 +1,1 @@
+from .overrides import OverrideError, apply_overrides  # noqa: F401

@@ -1,0 +1,78 @@
+"""A resumable, deterministic training loader.
+
+detectron2's training loader restarts its sample order after ``--resume`` and draws augmentation
+randomness from worker state, so a resumed run sees different data than an uninterrupted one.
+Here sample ``k`` of the infinite stream is a pure function of (seed, k): the epoch permutation
+comes from a generator seeded with (seed, epoch) and the mapper's NumPy/PyTorch randomness is
+seeded with (seed, k). ``start_iter`` (set by the trainer after loading a checkpoint) skips the
+samples already consumed, so a resumed run continues exactly where the killed one stopped.
+"""
+import itertools
+
+import numpy as np
+import torch
+from detectron2.data import DatasetFromList
+from detectron2.utils import comm
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+
+class _BatchStream(IterableDataset):
+    """Yields the batches of iterations ``start_iter, start_iter + 1, ...`` for one rank; worker
+    ``w`` of ``n`` builds every n-th batch, and the DataLoader interleaves them back in order."""
+
+    def __init__(self, records, mapper, seed, start_iter, batch_size, rank, world_size):
+        self.records, self.mapper, self.seed, self.start_iter = records, mapper, seed, start_iter
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
+
+    def _index(self, position):
+        n = len(self.records)
+        epoch, offset = divmod(position, n)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return int(torch.randperm(n, generator=g)[offset])
+
+    def _sample(self, position):
+        index = self._index(position)
+        for attempt in range(len(self.records)):
+            seed = (self.seed * 7919 + position * 31 + attempt) % 2**32
+            np.random.seed(seed)
+            torch.manual_seed(seed)
+            sample = self.mapper(self.records[(index + attempt) % len(self.records)])
+            if sample is not None:  # the mapper skips unreadable samples (and logs them)
+                return sample
+        raise RuntimeError("every training sample failed to load; see the warnings above")
+
+    def __iter__(self):
+        worker = get_worker_info()
+        wid, nw = (worker.id, worker.num_workers) if worker else (0, 1)
+        for it in itertools.count(self.start_iter + wid, nw):
+            first = (it * self.world_size + self.rank) * self.batch_size
+            yield [self._sample(first + t) for t in range(self.batch_size)]
+
+
+class ResumableTrainLoader:
+    """Iterable of batches (lists of mapped records) for one rank.
+
+    Args:
+        dataset: list of records (e.g. ``get_detection_dataset_dicts(...)``).
+        mapper: record -> model input (``None`` to skip a bad sample).
+        total_batch_size: images per iteration over all ranks.
+        num_workers: loader worker processes per rank.
+        seed: the stream's seed.
+    """
+
+    def __init__(self, dataset, mapper, total_batch_size: int, num_workers: int = 2, seed: int = 0):
+        world = comm.get_world_size()
+        if total_batch_size % world:
+            raise ValueError(f"total_batch_size {total_batch_size} is not divisible by the {world} processes")
+        self.records = DatasetFromList(dataset, copy=False, serialize=True)
+        self.mapper, self.batch_size, self.num_workers, self.seed = mapper, total_batch_size // world, num_workers, seed
+        self.start_iter = 0
+
+    def __iter__(self):
+        stream = _BatchStream(self.records, self.mapper, self.seed, self.start_iter, self.batch_size,
+                              comm.get_rank(), comm.get_world_size())
+        return iter(DataLoader(stream, batch_size=None, num_workers=self.num_workers, collate_fn=_identity))
+
+
+def _identity(batch):
+    return batch

@@ -1,0 +1,38 @@
+"""AdamW parameter groups of the recipes.
+
+- frozen parameters are left out;
+- no weight decay on normalisation layers, position/level/query embeddings, class/register
+  tokens, Rein tokens and Rein's scale;
+- the ViT's own weights get ``lr * backbone_lr_mult`` (VLTSeg: 0.1); Rein is not a backbone
+  weight for this purpose;
+- optional layer-wise lr decay over the ViT blocks (detectron2's ViTDet rule).
+"""
+from typing import Optional, Sequence
+
+from detectron2.modeling.backbone.vit import get_vit_lr_decay_rate
+from detectron2.solver.build import reduce_param_groups
+from torch import nn
+
+NO_DECAY_KEYWORDS = ("pos_embed", "cls_token", "reg_token", "level_embed", "query_embed", "query_feat",
+                     "learnable_tokens", "rein.scale", "relative_position_bias_table")
+_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm2d, nn.SyncBatchNorm)
+
+
+def param_groups(model: nn.Module, base_lr: float, weight_decay: float, backbone_lr_mult: float = 1.0,
+                 layer_decay: Optional[float] = None, num_layers: Optional[int] = None,
+                 no_decay_keywords: Sequence[str] = NO_DECAY_KEYWORDS, backbone_prefix: str = "backbone.vit."):
+    norm_params = {id(p) for m in model.modules() if isinstance(m, _NORMS) for p in m.parameters(recurse=False)}
+    if layer_decay is not None and num_layers is None:
+        num_layers = len(model.backbone.vit.blocks)
+    groups = []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        lr = base_lr
+        if name.startswith(backbone_prefix):
+            lr *= backbone_lr_mult
+            if layer_decay is not None:
+                lr *= get_vit_lr_decay_rate(name, layer_decay, num_layers)
+        no_decay = id(p) in norm_params or any(k in name for k in no_decay_keywords)
+        groups.append({"params": [p], "lr": lr, "weight_decay": 0.0 if no_decay else weight_decay})
+    return reduce_param_groups(groups)

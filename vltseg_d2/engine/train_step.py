@@ -1,0 +1,68 @@
+"""One training iteration with mixed precision and gradient clipping.
+
+detectron2's AMPTrainer is CUDA-only, always uses a grad scaler and cannot clip (clipping must
+happen between unscaling and the step), so the step is written here on top of SimpleTrainer.
+"""
+import time
+from typing import Optional
+
+import torch
+from detectron2.engine import SimpleTrainer
+from detectron2.utils.events import get_event_storage
+
+
+def resolve_precision(enabled: bool, precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """``"auto"``: bf16 where the GPU supports it, else fp16; mixed precision is off on the CPU."""
+    if not enabled or device.type != "cuda":
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+class MixedPrecisionTrainer(SimpleTrainer):
+    def __init__(self, model, data_loader, optimizer, *, precision: Optional[torch.dtype] = None,
+                 clip_grad_norm: Optional[float] = None, device_type: str = "cpu", seed: int = -1):
+        super().__init__(model, data_loader, optimizer)
+        self.seed = seed
+        self.precision, self.clip_grad_norm, self.device_type = precision, clip_grad_norm, device_type
+        # only fp16 needs loss scaling; bf16 has fp32's range
+        self.grad_scaler = torch.amp.GradScaler("cuda") if precision == torch.float16 else None
+
+    def run_step(self):
+        assert self.model.training, "the model was left in eval mode"
+        start = time.perf_counter()
+        data = next(self._data_loader_iter)
+        data_time = time.perf_counter() - start
+        if self.seed >= 0:  # the model's own randomness (point sampling) depends on the iteration only
+            torch.manual_seed(self.seed + self.iter)
+        with torch.autocast(self.device_type, dtype=self.precision or torch.float32, enabled=self.precision is not None):
+            loss_dict = self.model(data)
+            losses = sum(loss_dict.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(losses).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+        else:
+            losses.backward()
+        if self.clip_grad_norm:
+            params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+            norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
+            get_event_storage().put_scalar("grad_norm", norm.item(), smoothing_hint=False)
+        self._write_metrics(loss_dict, data_time)
+        if self.grad_scaler is not None:
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            self.optimizer.step()
+
+    def state_dict(self):
+        ret = super().state_dict()
+        if self.grad_scaler is not None:
+            ret["grad_scaler"] = self.grad_scaler.state_dict()
+        return ret
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        if self.grad_scaler is not None and "grad_scaler" in state_dict:
+            self.grad_scaler.load_state_dict(state_dict["grad_scaler"])

@@ -1,0 +1,180 @@
+"""``Trainer``: detectron2's DefaultTrainer driven by a LazyConfig instead of yacs keys.
+
+The ``build_*`` class methods, ``test`` and ``resume_or_load`` are where detectron2 users look
+for them; ``__init__``, ``build_hooks``, ``build_writers`` and ``train`` are overridden only
+because DefaultTrainer reads yacs keys there. Config layout (see configs/common):
+``cfg.model``, ``cfg.optimizer``, ``cfg.lr_multiplier``, ``cfg.dataloader.{train,test,evaluator,
+test_datasets,test_protocols,in_domain}``, ``cfg.train.*``.
+"""
+import copy
+import logging
+import os
+import weakref
+from collections import OrderedDict
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import instantiate
+from detectron2.data import DatasetCatalog
+from detectron2.engine import DefaultTrainer, TrainerBase, create_ddp_model, default_writers, hooks
+from detectron2.evaluation import DatasetEvaluators, inference_on_dataset
+from detectron2.solver import LRMultiplier
+from detectron2.utils import comm
+
+from ..data.mapper import inference_augmentations
+from ..evaluation import format_cross_domain_table, save_cross_domain, summarize_cross_domain
+from ..evaluation.prediction_writer import PredictionWriter
+from .train_step import MixedPrecisionTrainer, resolve_precision
+
+logger = logging.getLogger("vltseg_d2")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class AtomicCheckpointer(DetectionCheckpointer):
+    """Checkpoints are written under a temporary name and renamed, so a crash (or SIGKILL) while
+    saving never leaves a truncated ``model_*.pth`` or ``last_checkpoint``."""
+
+    def save(self, name, **kwargs):
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict(), **{k: o.state_dict() for k, o in self.checkpointables.items()}}
+        data.update(kwargs)
+        path = os.path.join(self.save_dir, f"{name}.pth")
+        self.logger.info(f"Saving checkpoint to {path}")
+        tmp = path + ".tmp"
+        torch.save(data, tmp)
+        os.replace(tmp, path)
+        self.tag_last_checkpoint(os.path.basename(path))
+
+    def tag_last_checkpoint(self, last_filename_basename):
+        path = os.path.join(self.save_dir, "last_checkpoint")
+        with open(path + ".tmp", "w") as f:
+            f.write(last_filename_basename)
+        os.replace(path + ".tmp", path)
+
+
+class Trainer(DefaultTrainer):
+    def __init__(self, cfg):
+        TrainerBase.__init__(self)
+        self.cfg = cfg
+        device = resolve_device(cfg.train.device)
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        ddp = dict(cfg.train.ddp)
+        if device.type == "cpu":
+            ddp["device_ids"] = None  # detectron2 passes the local rank, which CPU (gloo) processes refuse
+        model = create_ddp_model(model, **ddp)
+        clip = cfg.train.clip_grad
+        self._trainer = MixedPrecisionTrainer(
+            model, data_loader, optimizer, device_type=device.type,
+            precision=resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, device),
+            clip_grad_norm=clip.max_norm if clip.enabled else None, seed=cfg.train.get("seed", -1))
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.train.max_iter
+        self.register_hooks(self.build_hooks())
+
+    def resume_or_load(self, resume=True):
+        """Resume from the last checkpoint in ``train.output_dir`` if ``resume`` and one exists,
+        else load ``train.init_checkpoint`` (weights only) and start at iteration 0."""
+        self.checkpointer.resume_or_load(self.cfg.train.init_checkpoint, resume=resume)
+        if resume and self.checkpointer.has_checkpoint():
+            self.start_iter = self.iter + 1
+        if hasattr(self._trainer.data_loader, "start_iter"):  # continue the sample stream, not restart it
+            self._trainer.data_loader.start_iter = self.start_iter
+
+    def build_hooks(self):
+        cfg = self.cfg
+        ret = [hooks.IterationTimer(), hooks.LRScheduler()]
+        if comm.is_main_process():
+            ret.append(hooks.PeriodicCheckpointer(self.checkpointer, **cfg.train.checkpointer))
+
+        def test_and_save_results():
+            self._last_eval_results = self.test(self.cfg, self.model)
+            return self._last_eval_results
+
+        ret.append(hooks.EvalHook(cfg.train.eval_period, test_and_save_results))  # 0: only after training
+        if comm.is_main_process():
+            ret.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.train.log_period))
+        return ret
+
+    def build_writers(self):
+        """Console (with ETA), ``metrics.json`` and TensorBoard."""
+        return default_writers(self.cfg.train.output_dir, self.max_iter)
+
+    def train(self):
+        TrainerBase.train(self, self.start_iter, self.max_iter)
+        return getattr(self, "_last_eval_results", None)
+
+    @classmethod
+    def build_model(cls, cfg):
+        model = instantiate(cfg.model).to(resolve_device(cfg.train.device))
+        total = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        logger.info(f"Model: {type(model).__name__}, {total:,} parameters, {trainable:,} trainable")
+        return model
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        cfg = copy.deepcopy(cfg)
+        cfg.optimizer.params.model = model
+        return instantiate(cfg.optimizer)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer):
+        return LRMultiplier(optimizer, multiplier=instantiate(cfg.lr_multiplier), max_iter=cfg.train.max_iter)
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return instantiate(cfg.dataloader.train)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        """The test loader with the dataset's resize protocol (``dataloader.test_protocols``)."""
+        test = copy.deepcopy(cfg.dataloader.test)
+        test.dataset.names = dataset_name
+        protocol = cfg.dataloader.get("test_protocols", {}).get(dataset_name, {})
+        test.mapper.augmentations = inference_augmentations(**protocol)
+        return instantiate(test)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        """mIoU for labelled splits; PNG predictions too when ``train.write_predictions`` is set
+        (and only those for test splits without labels)."""
+        evaluators = []
+        has_labels = "sem_seg_file_name" in DatasetCatalog.get(dataset_name)[0]
+        if has_labels:
+            evaluator = copy.deepcopy(cfg.dataloader.evaluator)
+            evaluator.dataset_name = dataset_name
+            evaluators.append(instantiate(evaluator))
+        fmt = cfg.train.get("write_predictions", None)
+        if fmt:
+            folder = output_folder or os.path.join(cfg.train.output_dir, "predictions")
+            evaluators.append(PredictionWriter(dataset_name, os.path.join(folder, dataset_name), fmt))
+        if not evaluators:
+            raise ValueError(f"{dataset_name} has no labels; set train.write_predictions=trainId (or labelId) "
+                             "to write predictions for the benchmark server")
+        return DatasetEvaluators(evaluators)
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None, output_dir=None, per_class=False):
+        """Evaluate on every dataset of ``dataloader.test_datasets``; print and save the
+        cross-domain table (``cross_domain.{json,md}`` in ``output_dir``, default train.output_dir)."""
+        results = OrderedDict()
+        for name in cfg.dataloader.test_datasets:
+            res = inference_on_dataset(model, cls.build_test_loader(cfg, name), cls.build_evaluator(cfg, name))
+            if res and "sem_seg" in res:
+                results[name] = {"sem_seg": res["sem_seg"]}
+        if results and comm.is_main_process():
+            summary = summarize_cross_domain(results, in_domain=tuple(cfg.dataloader.get("in_domain", ())))
+            table = format_cross_domain_table(summary, per_class=per_class)
+            json_path, md_path = save_cross_domain(summary, output_dir or cfg.train.output_dir)
+            logger.info(f"Cross-domain evaluation:\n{table}\nsaved to {json_path} and {md_path}")
+        return results
