@@ -28,7 +28,7 @@ def train_net(args, datasets, check=True, **kwargs):
 
 def losses_by_iter(output_dir):
     rows = [json.loads(line) for line in open(output_dir / "metrics.json") if "total_loss" in line]
-    return {r["iteration"]: r["total_loss"] for r in rows}
+    return {r["iteration"]: r["total_loss_unsmoothed"] for r in rows}
 
 
 def test_two_cpu_processes_train_and_evaluate(synthetic_root, tmp_path):
@@ -44,7 +44,7 @@ def test_two_cpu_processes_train_and_evaluate(synthetic_root, tmp_path):
     ckpt = tmp_path / "eval" / "model.pth"
     ckpt.parent.mkdir()
     os.link(out / "model_final.pth", ckpt)
-    result = train_net(["--eval-only", "--num-gpus", "2", f"train.init_checkpoint={ckpt}", "--per-class",
+    result = train_net(["--eval-only", "--num-gpus", "2", "--per-class", f"train.init_checkpoint={ckpt}",
                         "dataloader.test_datasets=[synthetic_fog_val]", "train.write_predictions=labelId",
                         f"train.output_dir={tmp_path / 'eval_out'}"] + FAST, synthetic_root)
     evaluated = json.loads((ckpt.parent / "cross_domain.json").read_text())

@@ -24,6 +24,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyConfig
 from detectron2.engine import create_ddp_model, default_argument_parser, default_setup, launch
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from vltseg_d2.config import OverrideError, apply_overrides
 from vltseg_d2.engine import Trainer, resolve_device
@@ -35,6 +36,7 @@ def setup(args):
     cfg = LazyConfig.load(args.config_file)
     cfg = apply_overrides(cfg, args.opts)
     default_setup(cfg, args)
+    setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="vltseg_d2", abbrev_name="vltseg")
     return cfg
 
 

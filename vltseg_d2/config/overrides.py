@@ -60,6 +60,8 @@ def check_key(cfg, key: str):
 def apply_overrides(cfg, overrides):
     """Validate every ``key=value`` against ``cfg``, then apply them with detectron2."""
     for item in overrides:
+        if item.startswith("--"):
+            raise OverrideError(f"'{item}' came after the key=value overrides: put options before them")
         if "=" not in item:
             raise OverrideError(f"override '{item}' is not of the form key=value")
         check_key(cfg, item.split("=", 1)[0].strip())

@@ -50,6 +50,8 @@ class MixedPrecisionTrainer(SimpleTrainer):
             norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
             get_event_storage().put_scalar("grad_norm", norm.item(), smoothing_hint=False)
         self._write_metrics(loss_dict, data_time)
+        # the window-smoothed total_loss of detectron2's writers cannot compare two runs iteration by iteration
+        get_event_storage().put_scalar("total_loss_unsmoothed", losses.item(), smoothing_hint=False)
         if self.grad_scaler is not None:
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
