@@ -191,3 +191,17 @@ def test_a_checkpoint_of_another_model_is_rejected_by_name(tmp_path):
                     out_indices=(5,), out_strides=(16,), pretrained=str(tmp_path / "dinov2.pth"))
     with pytest.raises(FileNotFoundError, match="model.backbone.pretrained"):
         ViTBackbone(DINO, model_kwargs=TINY, out_indices=(3,), out_strides=(16,), pretrained=str(tmp_path / "nope.pth"))
+
+
+@pytest.mark.parametrize("layout", ["timm", "open_clip"])
+def test_timm_and_open_clip_state_dicts_load(tmp_path, layout):
+    ref = _reference(EVA, 224)
+    state = ref.state_dict()
+    if layout == "open_clip":  # open_clip towers built on timm keep its names under visual.trunk.
+        state = {"visual.trunk." + k: v for k, v in state.items()}
+        state["visual.head.proj.weight"] = torch.randn(8, 64)
+    torch.save(state, tmp_path / "w.pth")
+    bb = ViTBackbone(EVA, model_kwargs=TINY, img_size=224, patch_size=14, out_indices=(3,), out_strides=(14,),
+                     pretrained=str(tmp_path / "w.pth"))
+    x = torch.randn(1, 3, 224, 224)
+    torch.testing.assert_close(_last_block(bb, x), ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0])

@@ -193,3 +193,19 @@ def test_rein_converter_maps_every_released_key_onto_the_model():
 def test_rein_converter_rejects_unknown_keys():
     with pytest.raises(UnmappedKeyError, match="decode_head.query_embed.weight"):
         convert_rein_state_dict({"decode_head.query_embed.weight": torch.zeros(100, 256)})
+
+
+def test_simple_feature_pyramid_neck_is_a_config_choice():
+    cfg = LazyConfig.load("configs/common/models/vltseg_eva02_l_sfp.py").model
+    vit = cfg.backbone.net
+    vit.update(model_kwargs=dict(embed_dim=64, depth=4, num_heads=4), out_indices=(3,), img_size=64)
+    cfg.backbone.out_channels = 64
+    cfg.sem_seg_head.pixel_decoder.update(conv_dim=64, mask_dim=64, transformer_enc_layers=1, transformer_dim_feedforward=64)
+    cfg.sem_seg_head.predictor.update(num_queries=10, nheads=4, dim_feedforward=64, dec_layers=2)
+    cfg.criterion.num_points = 128
+    model = instantiate(cfg)
+    shapes = model.backbone.output_shape()
+    assert {k: v.stride for k, v in shapes.items()} == {"p2": 4, "p3": 8, "p4": 16, "p5": 32}
+    assert sum(model(_frames(n=1, h=64, w=96)).values()).isfinite()
+    model.eval()
+    assert model(_frames(n=1, h=64, w=96))[0]["sem_seg"].shape == (19, 64, 96)

@@ -50,6 +50,7 @@ class MaskFormer(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(-1, 1, 1), False)
         self.size_divisibility = getattr(backbone, "size_divisibility", 32) or 1
+        self.padding_constraints = getattr(backbone, "padding_constraints", None)
         self.test_mode, self.window_batch = test_mode, window_batch
         self.test_crop, self.test_stride = tuple(test_crop), tuple(test_stride)
         self.rein_linked = getattr(sem_seg_head.predictor, "rein_linked", False)
@@ -63,6 +64,9 @@ class MaskFormer(nn.Module):
     def _normalize(self, image: torch.Tensor) -> torch.Tensor:
         return (image.to(self.device, torch.float32) - self.pixel_mean) / self.pixel_std
 
+    def _pad(self, images) -> ImageList:
+        return ImageList.from_tensors(images, self.size_divisibility, padding_constraints=self.padding_constraints)
+
     def _head_outputs(self, images: torch.Tensor):
         queries = self.backbone.rein.queries() if self.rein_linked else None
         return self.sem_seg_head(self.backbone(images), queries)
@@ -70,7 +74,7 @@ class MaskFormer(nn.Module):
     def forward(self, batched_inputs):
         if not self.training:
             return self.inference(batched_inputs)
-        images = ImageList.from_tensors([self._normalize(x["image"]) for x in batched_inputs], self.size_divisibility)
+        images = self._pad([self._normalize(x["image"]) for x in batched_inputs])
         outputs = self._head_outputs(images.tensor)
         targets = self._targets([x["instances"] for x in batched_inputs], images.tensor.shape[-2:])
         return self.criterion(outputs, targets)
@@ -87,7 +91,7 @@ class MaskFormer(nn.Module):
     def predict_scores(self, images: torch.Tensor) -> torch.Tensor:
         """Class scores (N, K, h, w) for normalised images (N, 3, h, w) of one size."""
         h, w = images.shape[-2:]
-        padded = ImageList.from_tensors(list(images), self.size_divisibility).tensor
+        padded = self._pad(list(images)).tensor
         out = self._head_outputs(padded)
         masks = F.interpolate(out["pred_masks"], size=padded.shape[-2:], mode="bilinear", align_corners=False)
         return semantic_scores(out["pred_logits"], masks[..., :h, :w])
@@ -99,7 +103,7 @@ class MaskFormer(nn.Module):
             scores = [slide_inference(img, self.predict_scores, self.test_crop, self.test_stride, self.window_batch)
                       for img in images]
         else:
-            batch = ImageList.from_tensors(images, self.size_divisibility)
+            batch = self._pad(images)
             padded_scores = self.predict_scores(batch.tensor)
             scores = [s[:, :h, :w] for s, (h, w) in zip(padded_scores, batch.image_sizes)]
         return [{"sem_seg": resize_scores(s, (x.get("height", s.shape[1]), x.get("width", s.shape[2])))}

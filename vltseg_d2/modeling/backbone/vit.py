@@ -85,6 +85,10 @@ class ViTBackbone(Backbone):
     def size_divisibility(self):
         return self._size_divisibility
 
+    @property
+    def padding_constraints(self):
+        return {"size_divisibility": self._size_divisibility}
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.freeze:
