@@ -98,3 +98,23 @@ def test_results_are_gathered_from_all_ranks(tmp_path):
     launch(_gather_worker, 2, dist_url="auto", args=(str(tmp_path),))
     res = json.loads((tmp_path / "result.json").read_text())
     assert res["IoU-road"] == 100.0 and res["IoU-sidewalk"] == 100.0 and res["aAcc"] == 100.0
+
+
+def test_unlabelled_test_splits_get_a_prediction_writer(tmp_path):
+    from detectron2.config import LazyConfig
+
+    from vltseg_d2.engine import Trainer
+
+    cfg = LazyConfig.load("configs/demo/tiny_synthetic_cpu.py")
+    with pytest.raises(ValueError, match="train.write_predictions"):
+        Trainer.build_evaluator(cfg, "acdc_test")
+    cfg.train.write_predictions = "labelId"
+    evaluators = Trainer.build_evaluator(cfg, "acdc_test", output_folder=str(tmp_path))._evaluators
+    assert [type(e).__name__ for e in evaluators] == ["PredictionWriter"]
+    writer = evaluators[0]
+    writer.reset()
+    scores = torch.zeros(19, 2, 3)
+    scores[0, :, :2], scores[13, :, 2] = 1, 1  # road, road, car
+    writer.process([{"file_name": "/x/GOPR0122_frame_000161_rgb_anon.png"}], [{"sem_seg": scores}])
+    written = np.asarray(Image.open(tmp_path / "acdc_test" / "GOPR0122_frame_000161_rgb_anon.png"))
+    np.testing.assert_array_equal(written, [[7, 7, 26], [7, 7, 26]])  # Cityscapes label ids

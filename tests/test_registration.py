@@ -68,3 +68,8 @@ def test_importing_touches_no_disk(tmp_path, monkeypatch):
     code = "import vltseg_d2, os; assert not os.path.exists(os.environ['DETECTRON2_DATASETS'])"
     subprocess.run([sys.executable, "-c", code], check=True, env={**__import__("os").environ,
                                                                     "DETECTRON2_DATASETS": str(missing)})
+
+
+def test_test_splits_are_marked_unlabelled():
+    assert MetadataCatalog.get("acdc_test").has_labels is False and MetadataCatalog.get("cityscapes_test").has_labels is False
+    assert MetadataCatalog.get("acdc_val").has_labels is True and MetadataCatalog.get("bdd_val").has_labels is True

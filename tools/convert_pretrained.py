@@ -15,6 +15,7 @@ import argparse
 from detectron2.config import LazyConfig, instantiate
 
 from vltseg_d2.checkpoint import save_atomic
+from vltseg_d2.config import apply_overrides
 
 
 def main(argv=None):
@@ -25,7 +26,7 @@ def main(argv=None):
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
     args = parser.parse_args(argv)
     cfg = LazyConfig.load(args.config_file)
-    cfg = LazyConfig.apply_overrides(cfg, args.opts)
+    cfg = apply_overrides(cfg, args.opts)
     cfg.model.backbone.pretrained = args.input
     cfg.model.backbone.rein = None
     backbone = instantiate(cfg.model.backbone)

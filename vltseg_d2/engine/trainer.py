@@ -15,7 +15,7 @@ from collections import OrderedDict
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import instantiate
-from detectron2.data import DatasetCatalog
+from detectron2.data import MetadataCatalog
 from detectron2.engine import DefaultTrainer, TrainerBase, create_ddp_model, default_writers, hooks
 from detectron2.evaluation import DatasetEvaluators, inference_on_dataset
 from detectron2.solver import LRMultiplier
@@ -149,8 +149,7 @@ class Trainer(DefaultTrainer):
         """mIoU for labelled splits; PNG predictions too when ``train.write_predictions`` is set
         (and only those for test splits without labels)."""
         evaluators = []
-        has_labels = "sem_seg_file_name" in DatasetCatalog.get(dataset_name)[0]
-        if has_labels:
+        if MetadataCatalog.get(dataset_name).get("has_labels", True):
             evaluator = copy.deepcopy(cfg.dataloader.evaluator)
             evaluator.dataset_name = dataset_name
             evaluators.append(instantiate(evaluator))

@@ -41,6 +41,10 @@ class FolderPairs:
     fix_hint: str = ""
     extra_metadata: dict = field(default_factory=dict)
 
+    @property
+    def has_labels(self) -> bool:
+        return self.label_dir is not None
+
     def _index(self, folder: Path, suffix: str):
         return {
             str(p.relative_to(folder))[: -len(suffix)]: p
@@ -93,7 +97,7 @@ class FolderPairs:
 
 def register(name: str, split: FolderPairs, **extra_metadata):
     DatasetCatalog.register(name, lambda: split.load(name))
-    MetadataCatalog.get(name).set(**metadata(**split.extra_metadata, **extra_metadata))
+    MetadataCatalog.get(name).set(has_labels=split.has_labels, **metadata(**split.extra_metadata, **extra_metadata))
 
 
 def register_all(splits: dict):
@@ -107,6 +111,10 @@ class UnionOf:
 
     parts: Sequence[FolderPairs]
     extra_metadata: dict = field(default_factory=dict)
+
+    @property
+    def has_labels(self) -> bool:
+        return all(part.has_labels for part in self.parts)
 
     def load(self, name: str):
         return [record for part in self.parts for record in part.load(name)]

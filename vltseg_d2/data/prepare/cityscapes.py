@@ -2,6 +2,8 @@
 
 Converts the train and val splits in place under <root>/gtFine (test labels are withheld).
 """
+from functools import partial
+
 from ..datasets.cityscapes import LABEL_SUFFIX
 from ..datasets.classes import LABEL_ID_TO_TRAIN_ID, lookup_table
 from . import common
@@ -10,10 +12,7 @@ LUT = lookup_table(LABEL_ID_TO_TRAIN_ID)
 SPLITS = ("train", "val")
 
 
-def convert(task: common.Task):
-    label = LUT[common.read_label_pixels(task.label)]
-    common.check_size(label, task.image)
-    common.write_atomic(task.outputs[0], label)
+convert = partial(common.convert_with_table, lut=LUT)
 
 
 def find_tasks(root):

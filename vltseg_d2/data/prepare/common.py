@@ -100,6 +100,13 @@ def write_atomic(path: Path, array: np.ndarray, params=()):
     os.replace(tmp, path)
 
 
+def convert_with_table(task: Task, lut: np.ndarray):
+    """The usual conversion: map an 8-bit label through ``lut``, check its size, write it."""
+    label = lut[read_label_pixels(task.label)]
+    check_size(label, task.image)
+    write_atomic(task.outputs[0], label)
+
+
 def _run_one(convert, task: Task):
     if all(p.exists() for p in task.outputs):
         return "skipped", task, None

@@ -41,12 +41,6 @@ def table_from_config(config_path):
     return lookup_table({by_name[_norm(n)]: t for n, t in NAME_TO_TRAIN_ID.items()})
 
 
-def convert(task: common.Task, lut):
-    label = lut[common.read_label_pixels(task.label)]
-    common.check_size(label, task.image)
-    common.write_atomic(task.outputs[0], label)
-
-
 def find_tasks(root):
     tasks, bad = [], []
     for split in SPLITS:
@@ -63,5 +57,5 @@ def main(argv=None):
     root = common.resolve_root(args)
     lut = table_from_config(root / "config_v1.2.json")
     tasks, bad = find_tasks(root)
-    summary = common.run(tasks, partial(convert, lut=lut), args.nproc, "Mapillary", bad)
+    summary = common.run(tasks, partial(common.convert_with_table, lut=lut), args.nproc, "Mapillary", bad)
     return common.finish(summary, f"Mapillary Vistas ({root})")
