@@ -20,8 +20,9 @@ $(STAMP): setup.py tools/install_detectron2.py
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS) tests
 
+# detectron2 imports trigger a torch.jit deprecation warning per process: keep the demo's output readable
 demo: $(STAMP)
-	$(PY) tools/run_demo.py
+	PYTHONWARNINGS='ignore:`torch.jit.script` is deprecated:FutureWarning' $(PY) tools/run_demo.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -105,3 +105,16 @@ def test_mapillary_rejects_a_config_of_another_version(datasets_dir):
     write_mapillary_config(root / "config_v1.2.json", names)
     with pytest.raises(SystemExit, match="no class named Car"):
         mapillary.main([])
+
+
+def test_prepare_scripts_explain_themselves_and_name_missing_folders(tmp_path):
+    import subprocess
+    import sys
+
+    for name in ("gta5", "synthia", "cityscapes", "mapillary", "mapillary_half"):
+        help_text = subprocess.run([sys.executable, f"datasets/prepare_{name}.py", "--help"], capture_output=True,
+                                   text=True, check=True).stdout
+        assert "--nproc" in help_text and "--root" in help_text
+    missing = subprocess.run([sys.executable, "datasets/prepare_gta5.py", "--root", str(tmp_path / "gta")],
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and str(tmp_path / "gta" / "images") in missing.stderr

@@ -17,12 +17,14 @@ import sys
 import time
 from pathlib import Path
 
+from detectron2.config import LazyConfig
 from detectron2.data import DatasetCatalog
 
 import vltseg_d2  # noqa: F401  (registers the synthetic splits)
 from vltseg_d2.data.synthetic import format_summary, generate
 from vltseg_d2.data.synthetic_domains import DOMAINS
 from vltseg_d2.evaluation import format_cross_domain_table
+from vltseg_d2.visualization import SemSegPredictor, run_images
 
 CONFIG = "configs/demo/tiny_synthetic_cpu.py"
 TOOLS = Path(__file__).resolve().parent
@@ -57,11 +59,12 @@ def main(argv=None):
 
     print("== 4/4 Visualizer overlays", flush=True)
     vis_dir = out / "visualizations"
+    cfg = LazyConfig.load(CONFIG)
+    cfg.train.init_checkpoint = str(out / "model_final.pth")
+    predictor = SemSegPredictor(cfg)  # one model for every domain
     for domain in DOMAINS:
         records = DatasetCatalog.get(f"synthetic_{domain}_val")[: args.frames_per_domain]
-        run([sys.executable, str(TOOLS / "demo.py"), "--config-file", CONFIG, "--side-by-side",
-             "--input", *[r["file_name"] for r in records], "--output", str(vis_dir / domain),
-             "--opts", f"train.init_checkpoint={out / 'model_final.pth'}"])
+        run_images(predictor, [Path(r["file_name"]) for r in records], vis_dir / domain, side_by_side=True)
 
     source = next(r["mIoU"] for r in summary["rows"] if r["in_domain"])
     print(f"\nDone in {time.time() - start:.0f} s.")

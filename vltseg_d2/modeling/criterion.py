@@ -33,7 +33,8 @@ class SetCriterion(nn.Module):
         empty_weight = torch.ones(num_classes + 1)
         empty_weight[-1] = eos_coef
         self.register_buffer("empty_weight", empty_weight, persistent=False)  # derived from eos_coef
-        self.num_points, self.oversample_ratio, self.importance_sample_ratio = num_points, oversample_ratio, importance_sample_ratio
+        self.num_points = num_points
+        self.oversample_ratio, self.importance_sample_ratio = oversample_ratio, importance_sample_ratio
 
     def forward(self, outputs, targets):
         """Returns the weighted losses: ``loss_ce``, ``loss_mask``, ``loss_dice`` and ``*_<i>`` for the

@@ -49,7 +49,8 @@ class ViTBackbone(Backbone):
         if len(out_indices) != len(out_strides):
             raise ValueError(f"out_indices {tuple(out_indices)} and out_strides {tuple(out_strides)} differ in length")
         # store the position grid for the padded input (ceil(img_size / patch) cells per side)
-        img_size = [math.ceil(s / patch_size) * patch_size for s in ((img_size, img_size) if isinstance(img_size, int) else img_size)]
+        sizes = (img_size, img_size) if isinstance(img_size, int) else img_size
+        img_size = [math.ceil(s / patch_size) * patch_size for s in sizes]
         kwargs = dict(img_size=img_size, patch_size=patch_size, num_classes=0, global_pool="",
                       dynamic_img_size=True, dynamic_img_pad=True)
         kwargs.update(model_kwargs or {})
