@@ -5,7 +5,8 @@
 2. train the tiny recipe (configs/demo/tiny_synthetic_cpu.py) on the source domain,
 3. evaluate on the source val and every target domain and print the cross-domain table,
 4. draw Visualizer overlays for a few frames of each domain,
-5. print where everything went.
+
+and print where everything went.
 
 Pass --iters to train longer or shorter, --output to put the run elsewhere; any extra
 key=value pairs are config overrides for training.
