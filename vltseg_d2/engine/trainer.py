@@ -24,6 +24,7 @@ from detectron2.utils import comm
 from ..data.mapper import inference_augmentations
 from ..evaluation import format_cross_domain_table, save_cross_domain, summarize_cross_domain
 from ..evaluation.prediction_writer import PredictionWriter
+from ..modeling import count_parameters
 from .train_step import MixedPrecisionTrainer, resolve_precision
 
 logger = logging.getLogger("vltseg_d2")
@@ -116,8 +117,7 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_model(cls, cfg):
         model = instantiate(cfg.model).to(resolve_device(cfg.train.device))
-        total = sum(p.numel() for p in model.parameters())
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total, trainable = count_parameters(model)
         logger.info(f"Model: {type(model).__name__}, {total:,} parameters, {trainable:,} trainable")
         return model
 
