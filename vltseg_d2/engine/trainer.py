@@ -21,6 +21,7 @@ from detectron2.evaluation import DatasetEvaluators, inference_on_dataset
 from detectron2.solver import LRMultiplier
 from detectron2.utils import comm
 
+from ..checkpoint import save_atomic
 from ..data.mapper import inference_augmentations
 from ..evaluation import format_cross_domain_table, save_cross_domain, summarize_cross_domain
 from ..evaluation.prediction_writer import PredictionWriter
@@ -47,9 +48,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
         data.update(kwargs)
         path = os.path.join(self.save_dir, f"{name}.pth")
         self.logger.info(f"Saving checkpoint to {path}")
-        tmp = path + ".tmp"
-        torch.save(data, tmp)
-        os.replace(tmp, path)
+        save_atomic(data, path)
         self.tag_last_checkpoint(os.path.basename(path))
 
     def tag_last_checkpoint(self, last_filename_basename):

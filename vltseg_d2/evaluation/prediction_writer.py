@@ -1,12 +1,11 @@
 """Write predictions as PNGs for benchmark servers (Cityscapes, ACDC test) or inspection."""
-import os
 from pathlib import Path
 
 import numpy as np
 from detectron2.evaluation import DatasetEvaluator
-from PIL import Image
 
 from ..data.datasets.classes import TRAIN_ID_TO_LABEL_ID, lookup_table
+from ..data.prepare.common import write_atomic
 
 _TO_LABEL_ID = lookup_table(TRAIN_ID_TO_LABEL_ID, default=0)
 
@@ -30,10 +29,7 @@ class PredictionWriter(DatasetEvaluator):
             pred = output["sem_seg"].argmax(dim=0).to("cpu").numpy().astype(np.uint8)
             if self.fmt == "labelId":
                 pred = _TO_LABEL_ID[pred]
-            stem = Path(record["file_name"]).name.rsplit(".", 1)[0]
-            tmp = self.output_dir / f".{stem}.tmp.png"
-            Image.fromarray(pred).save(tmp)
-            os.replace(tmp, self.output_dir / f"{stem}.png")
+            write_atomic(self.output_dir / f"{Path(record['file_name']).stem}.png", pred)
             self.count += 1
 
     def evaluate(self):

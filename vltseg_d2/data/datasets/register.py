@@ -52,6 +52,21 @@ class FolderPairs:
             if not p.name.startswith(".")  # temporary files of an interrupted conversion
         }
 
+    def _index_labels(self, folder: Path):
+        """Like ``_index`` for several namings in one pass: each file takes its longest matching
+        suffix (so "<id>_train_id.png" is not also "<id>_train_id" + ".png"); for an id with several
+        namings, the suffix listed first wins."""
+        by_length = sorted(self.label_suffixes, key=len, reverse=True)
+        labels = {}
+        for p in sorted(folder.rglob("*")):
+            suffix = next((s for s in by_length if p.name.endswith(s)), None)
+            if suffix is None or p.name.startswith("."):
+                continue
+            key, rank = str(p.relative_to(folder))[: -len(suffix)], self.label_suffixes.index(suffix)
+            if key not in labels or rank < labels[key][0]:
+                labels[key] = (rank, p)
+        return {k: p for k, (_, p) in labels.items()}
+
     def load(self, name: str):
         root = datasets_root()
         folders = [root / self.image_dir] + ([root / self.label_dir] if self.label_dir else [])
@@ -64,16 +79,7 @@ class FolderPairs:
         images = self._index(root / self.image_dir, self.image_suffix)
         if self.label_dir is None:
             return [{"file_name": str(p), "image_id": k} for k, p in sorted(images.items())]
-        labels, claimed = {}, set()
-        # Longest suffix first, so "<id>_train_id.png" is not also read as "<id>_train_id" + ".png";
-        # for one id with several namings, the suffix listed first wins.
-        for suffix in sorted(self.label_suffixes, key=len, reverse=True):
-            found = {k: p for k, p in self._index(root / self.label_dir, suffix).items() if p not in claimed}
-            claimed.update(found.values())
-            for k, p in found.items():
-                if k not in labels or self.label_suffixes.index(suffix) < self.label_suffixes.index(labels[k][1]):
-                    labels[k] = (p, suffix)
-        labels = {k: p for k, (p, _) in labels.items()}
+        labels = self._index_labels(root / self.label_dir)
         unpaired_images = sorted(images.keys() - labels.keys())
         unpaired_labels = sorted(labels.keys() - images.keys())
         for kind, keys in (("images without a label", unpaired_images), ("labels without an image", unpaired_labels)):
