@@ -35,6 +35,9 @@ def test_config_instantiates(path):
     total, trainable = count_parameters(model)
     assert trainable == sum(p.numel() for g in optimizer.param_groups for p in g["params"])
     name = Path(path).stem
+    if name.startswith(("rein_", "vltseg_")):  # the reference configs' ImageNet statistics, EVA02 included
+        assert list(cfg.model.pixel_mean) == [123.675, 116.28, 103.53]
+        assert list(cfg.model.pixel_std) == [58.395, 57.12, 57.375]
     if name.startswith("rein_"):
         assert trainable - count_parameters(model.sem_seg_head)[1] == 2_990_081  # LoRA-Rein at ViT-L
         assert cfg.model.backbone.freeze and cfg.model.sem_seg_head.predictor.rein_linked

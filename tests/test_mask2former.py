@@ -1,29 +1,18 @@
-"""The Mask2Former head, matcher, criterion, inference modes and the Rein checkpoint converter."""
+"""The Mask2Former head, matcher, criterion, inference modes and the sine position encoding."""
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from detectron2.config import LazyConfig, instantiate
+from key_fixtures import read_key_shapes
 from tiny_models import tiny_model, tiny_model_cfg
 
-from vltseg_d2.checkpoint import UnmappedKeyError, convert_rein_state_dict
 from vltseg_d2.data.mapper import per_class_instances
 from vltseg_d2.modeling.inference import slide_inference, windows
 from vltseg_d2.modeling.matcher import HungarianMatcher
 from vltseg_d2.modeling.pixel_decoder.ms_deform_attn import ms_deform_attn
-
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-
-
-def read_fixture(name):
-    out = {}
-    for line in (FIXTURES / name).read_text().splitlines():
-        key, shape = line.split(" ", 1)
-        out[key] = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
-    return out
-
+from vltseg_d2.modeling.position_encoding import PositionEmbeddingSine
 
 def full_size_model(base):
     cfg = LazyConfig.load(f"configs/common/models/{base}.py").model
@@ -36,13 +25,13 @@ def head_shapes(model):
 
 
 def test_head_has_the_official_detectron2_keys_and_shapes():
-    expected = read_fixture("mask2former_semseg_head_keys.txt")
+    expected = read_key_shapes("mask2former_semseg_head_keys.txt")
     assert len(expected) == 292
     assert head_shapes(full_size_model("vltseg_eva02_l")) == expected
 
 
 def test_rein_linked_head_replaces_query_feat_and_embed():
-    expected = read_fixture("mask2former_semseg_head_keys.txt")
+    expected = read_key_shapes("mask2former_semseg_head_keys.txt")
     for k in ("sem_seg_head.predictor.query_feat.weight", "sem_seg_head.predictor.query_embed.weight"):
         del expected[k]
     expected["sem_seg_head.predictor.querys2feat.weight"] = (256, 256)
@@ -79,6 +68,24 @@ def test_deformable_attention_matches_a_direct_per_point_computation():
                 acc += attn[b, q, head, lvl, pt] * bilinear(v, h, w, x, y)
         expected[b, q, head * d:(head + 1) * d] = acc
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_sine_encoding_of_a_2x3_grid_equals_the_formula_without_offset():
+    """y = i / H * 2pi, x = j / W * 2pi (1-based i, j; no -0.5), dim_t = (1, 1, 100, 100) for 4
+    features per axis; channels sin, cos, sin, cos of y / dim_t, then the same for x."""
+    pos = PositionEmbeddingSine(num_pos_feats=4)(torch.zeros(1, 7, 2, 3))
+    assert pos.shape == (1, 8, 2, 3)
+    y_rows = {1: [0.0, -1.0, 0.0314108, 0.9995066],   # y = pi
+              2: [0.0, 1.0, 0.0627905, 0.9980267]}    # y = 2 pi
+    x_cols = {1: [0.8660254, -0.5, 0.0209424, 0.9997807],   # x = 2 pi / 3
+              2: [-0.8660254, -0.5, 0.0418757, 0.9991228],  # x = 4 pi / 3
+              3: [0.0, 1.0, 0.0627905, 0.9980267]}          # x = 2 pi
+    expected = torch.zeros(8, 2, 3)
+    for i in (1, 2):
+        for j in (1, 2, 3):
+            expected[:4, i - 1, j - 1] = torch.tensor(y_rows[i])
+            expected[4:, i - 1, j - 1] = torch.tensor(x_cols[j])
+    torch.testing.assert_close(pos[0], expected, rtol=0, atol=1e-5)  # the 1e-6 of the normaliser: ~3e-6
 
 
 def test_window_placement_follows_the_reference_rule():
@@ -175,24 +182,6 @@ def test_matcher_pairs_each_target_with_its_own_prediction():
     rows, cols = HungarianMatcher(num_points=200)({"pred_logits": logits, "pred_masks": pred_masks},
                                                   [{"labels": torch.tensor([3, 7, 11]), "masks": masks}])[0]
     assert dict(zip(cols.tolist(), rows.tolist())) == {0: 4, 1: 0, 2: 2}
-
-
-def test_rein_converter_maps_every_released_key_onto_the_model():
-    released = read_fixture("rein_mmseg_checkpoint_keys.txt")
-    assert len(released) == 303
-    state = {k: torch.zeros(shape) for k, shape in released.items()}
-    converted = convert_rein_state_dict({"meta": {}, "state_dict": state})
-    model_shapes = {k: tuple(v.shape) for k, v in full_size_model("rein_dinov2_l").state_dict().items()}
-    assert len(converted) == 303
-    for k, v in converted.items():
-        assert model_shapes.get(k) == tuple(v.shape), k
-    not_in_file = {k for k in model_shapes if k not in converted}
-    assert not_in_file and all(k.startswith("backbone.vit.") for k in not_in_file)  # from the DINOv2 file
-
-
-def test_rein_converter_rejects_unknown_keys():
-    with pytest.raises(UnmappedKeyError, match="decode_head.query_embed.weight"):
-        convert_rein_state_dict({"decode_head.query_embed.weight": torch.zeros(100, 256)})
 
 
 def test_simple_feature_pyramid_neck_is_a_config_choice():

@@ -1,6 +1,6 @@
 """Rein (DINOv2-L, LoRA-Reins) trained on GTA5 at 512, tested on Cityscapes / BDD100K / Mapillary.
 
-Recipe (spec/recipes.md): AdamW lr 1e-4, wd 0.05, poly 0.9 over 40k iterations, batch 4 on one
+Recipe (the reference code): AdamW lr 1e-4, wd 0.05, poly 0.9 over 40k iterations, batch 4 on one
 GPU, slide 512 / stride 341. Put dinov2_vitl14_pretrain.pth under pretrained/ (or override
 model.backbone.pretrained=...).
 """

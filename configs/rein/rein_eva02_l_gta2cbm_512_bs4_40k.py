@@ -3,6 +3,5 @@ from ..common.models.rein_eva02_l import model as _eva_model
 from .rein_dinov2_l_gta2cbm_512_bs4_40k import dataloader, lr_multiplier, model, optimizer, train  # noqa: F401
 
 model.backbone.model_name = _eva_model.backbone.model_name
-model.update(pixel_mean=_eva_model.pixel_mean, pixel_std=_eva_model.pixel_std)
 model.backbone.pretrained = "pretrained/EVA02_CLIP_L_psz14_s4B.pt"
 train.output_dir = "./output/rein_eva02_l_gta2cbm_512_bs4_40k"

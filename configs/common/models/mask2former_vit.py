@@ -7,8 +7,9 @@ from detectron2.config import LazyCall as L
 from vltseg_d2.modeling import (HungarianMatcher, MaskFormer, MaskFormerHead, MSDeformAttnPixelDecoder,
                                 MultiScaleMaskedTransformerDecoder, SetCriterion, ViTBackbone)
 
+# Every recipe's reference config normalises with ImageNet's statistics (RGB, 0..255), the EVA02
+# ones included (Rein's EVA02 config, the VLTSeg re-implementation).
 IMAGENET_MEAN, IMAGENET_STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
-CLIP_MEAN, CLIP_STD = [122.7709, 116.7460, 104.0937], [68.5005, 66.6322, 70.3232]
 
 model = L(MaskFormer)(
     backbone=L(ViTBackbone)(
@@ -20,12 +21,11 @@ model = L(MaskFormer)(
         pixel_decoder=L(MSDeformAttnPixelDecoder)(
             in_features=("res2", "res3", "res4", "res5"), in_channels=1024, conv_dim=256, mask_dim=256,
             transformer_enc_layers=6, transformer_nheads=8, transformer_dim_feedforward=1024, enc_n_points=4,
-            pe_offset=-0.5,
         ),
         predictor=L(MultiScaleMaskedTransformerDecoder)(
             in_channels="${..pixel_decoder.conv_dim}", num_classes=19, hidden_dim="${..pixel_decoder.conv_dim}",
             num_queries=100, nheads=8, dim_feedforward=2048, dec_layers=9, mask_dim="${..pixel_decoder.mask_dim}",
-            rein_linked=False, pe_offset="${..pixel_decoder.pe_offset}",
+            rein_linked=False,
         ),
     ),
     criterion=L(SetCriterion)(

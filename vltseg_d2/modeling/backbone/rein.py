@@ -1,4 +1,4 @@
-"""Rein and LoRA-Rein (Wei et al., CVPR 2024), as specified in spec/rein.md.
+"""Rein and LoRA-Rein (Wei et al., CVPR 2024), as the reference implementation computes it.
 
 After every ViT block i the patch tokens x (B x n x c) are refined with learnable tokens T_i:
 
@@ -67,7 +67,13 @@ class Reins(nn.Module):
         return x + self.scale * self.mlp_delta_f(delta + x)
 
     def queries(self) -> torch.Tensor:
-        """The m linked object queries (m x query_dims), shared by every image."""
+        """The m linked object queries (m x query_dims), shared by every image.
+
+        ``merge`` reads the three pooled features interleaved per channel, as the reference stacks
+        them on a trailing axis and flattens: input column 3j + k is channel j of the max over
+        layers (k = 0), the mean over layers (k = 1), the last layer (k = 2). Released
+        ``merge.weight`` tensors have their columns in this order.
+        """
         z = self.transform(self.tokens())  # N x m x q
-        pooled = torch.cat([z.max(dim=0).values, z.mean(dim=0), z[-1]], dim=-1)
-        return self.merge(pooled)
+        pooled = torch.stack([z.max(dim=0).values, z.mean(dim=0), z[-1]], dim=-1)  # m x q x 3
+        return self.merge(pooled.flatten(-2))

@@ -85,14 +85,12 @@ class MSDeformAttnPixelDecoder(nn.Module):
         transformer_in_features: the levels the encoder attends over (res3..res5).
         transformer_enc_layers, transformer_nheads, transformer_dim_feedforward, enc_n_points: 6, 8, 1024, 4.
         norm: "GN" (GroupNorm with 32 groups).
-        pe_offset: position-encoding offset (see ``PositionEmbeddingSine``).
     """
 
     def __init__(self, *, in_features: Sequence[str] = ("res2", "res3", "res4", "res5"), in_channels=1024,
                  conv_dim: int = 256, mask_dim: int = 256, transformer_in_features=("res3", "res4", "res5"),
                  transformer_enc_layers: int = 6, transformer_nheads: int = 8, transformer_dim_feedforward: int = 1024,
-                 transformer_dropout: float = 0.0, enc_n_points: int = 4, norm: str = "GN",
-                 pe_offset: float = -0.5):
+                 transformer_dropout: float = 0.0, enc_n_points: int = 4, norm: str = "GN"):
         super().__init__()
         channels = dict(zip(in_features, [in_channels] * len(in_features) if isinstance(in_channels, int) else in_channels))
         self.in_features = list(in_features)
@@ -110,7 +108,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             d_model=conv_dim, nhead=transformer_nheads, num_encoder_layers=transformer_enc_layers,
             dim_feedforward=transformer_dim_feedforward, dropout=transformer_dropout,
             num_feature_levels=self.num_levels, enc_n_points=enc_n_points)
-        self.pe_layer = PositionEmbeddingSine(conv_dim // 2, offset=pe_offset)
+        self.pe_layer = PositionEmbeddingSine(conv_dim // 2)
         self.mask_dim = mask_dim
         self.mask_features = Conv2d(conv_dim, mask_dim, kernel_size=1)
         weight_init.c2_xavier_fill(self.mask_features)

@@ -3,7 +3,7 @@
 Each layer runs masked cross-attention to one feature level (round robin, coarsest first), then
 self-attention among the queries, then an FFN, each post-normed. Predictions (class logits and
 mask logits) are made before the first layer and after every layer, for deep supervision.
-With ``rein_linked=True`` the queries come from Rein (spec/rein.md): the linked queries Q replace
+With ``rein_linked=True`` the queries come from Rein: the linked queries Q replace
 the learned positional ``query_embed`` and ``querys2feat(Q)`` replaces ``query_feat``.
 """
 from typing import List, Optional
@@ -78,14 +78,13 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         mask_dim: channels of the mask features.
         num_feature_levels: 3.
         rein_linked: take queries from Rein instead of learning ``query_feat``/``query_embed``.
-        pe_offset: position-encoding offset (see ``PositionEmbeddingSine``).
     """
 
     def __init__(self, *, in_channels: int = 256, num_classes: int = 19, hidden_dim: int = 256, num_queries: int = 100,
                  nheads: int = 8, dim_feedforward: int = 2048, dec_layers: int = 9, mask_dim: int = 256,
-                 num_feature_levels: int = 3, rein_linked: bool = False, pe_offset: float = -0.5):
+                 num_feature_levels: int = 3, rein_linked: bool = False):
         super().__init__()
-        self.pe_layer = PositionEmbeddingSine(hidden_dim // 2, offset=pe_offset)
+        self.pe_layer = PositionEmbeddingSine(hidden_dim // 2)
         self.num_heads, self.num_layers, self.num_queries = nheads, dec_layers, num_queries
         self.transformer_self_attention_layers = nn.ModuleList(
             SelfAttentionLayer(hidden_dim, nheads) for _ in range(dec_layers))
