@@ -1,17 +1,12 @@
-"""Trainable-only checkpoints, assembling a model from a backbone file, and the converter tools."""
-import re
-import subprocess
-import sys
-
+"""Trainable-only checkpoints and assembling a model from a backbone file."""
 import pytest
 import torch
 from detectron2.config import instantiate
 from pretrained_files import dinov2_state
-from test_mask2former import _frames, read_fixture
+from test_mask2former import _frames
 from tiny_models import tiny_model_cfg
 
 from vltseg_d2.checkpoint import load_trainable, save_trainable
-from vltseg_d2.checkpoint.rein_mmseg import map_key
 
 
 def _scores(model, frames):
@@ -44,30 +39,3 @@ def test_model_assembled_from_backbone_file_and_trainable_file(tmp_path):
     other = instantiate(tiny_model_cfg(hidden=32))
     with pytest.raises(ValueError, match="does not fit"):
         load_trainable(other, tmp_path / "rein_head.pth")
-
-
-def test_convert_rein_checkpoint_tool(tmp_path):
-    """A tiny checkpoint written with the released key names loads into the tiny model completely."""
-    model = instantiate(tiny_model_cfg())
-    own = model.state_dict()
-    released = {}
-    for key in read_fixture("rein_mmseg_checkpoint_keys.txt"):
-        target = map_key(key)
-        if target in own:  # layer indices beyond the tiny model's depth are left out
-            released[key] = torch.randn(own[target].shape)
-        else:
-            assert re.search(r"layers\.\d+\.", key), key
-    torch.save({"meta": {"mmseg_version": "1.x"}, "state_dict": released}, tmp_path / "rein.pth")
-    subprocess.run([sys.executable, "tools/convert_rein_checkpoint.py", str(tmp_path / "rein.pth"),
-                    str(tmp_path / "out.pth")], check=True, capture_output=True)
-    converted = torch.load(tmp_path / "out.pth", weights_only=True)["model"]
-    missing, unexpected = model.load_state_dict(converted, strict=False)
-    assert not unexpected and all(k.startswith("backbone.vit.") for k in missing)
-    key = "decode_head.transformer_decoder.layers.1.norms.0.weight"
-    torch.testing.assert_close(model.state_dict()[map_key(key)], released[key])
-
-    torch.save({"state_dict": {"decode_head.foo.weight": torch.zeros(1)}}, tmp_path / "bad.pth")
-    bad = subprocess.run([sys.executable, "tools/convert_rein_checkpoint.py", str(tmp_path / "bad.pth"),
-                          str(tmp_path / "bad_out.pth")], capture_output=True, text=True)
-    assert bad.returncode != 0 and "decode_head.foo.weight" in bad.stderr
-    assert not (tmp_path / "bad_out.pth").exists()

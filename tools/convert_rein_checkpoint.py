@@ -1,37 +1,67 @@
 #!/usr/bin/env python
-"""Convert Rein's released mmsegmentation checkpoint into this project's model.
+"""Convert a Rein mmsegmentation checkpoint into this project's model (detectron2 format).
 
-    python tools/convert_rein_checkpoint.py rein_dinov2_mask2former_512x512_bs1x4.pth output/rein_gta.pth
+Accepted forms (see vltseg_d2/checkpoint/rein_mmseg.py):
+  - the released Rein + head file, e.g. iter_40000_published.pth or citys2acdc_40k_rein_head.pth;
+  - the full segmentor of Rein's generate_full_weights.py (DINOv2 weights included);
+  - an mmengine training checkpoint (meta, message_hub, optimizer, schedulers are ignored).
+The file is read without running any code pickled in it: only tensors are taken.
 
-Then evaluate the released model (the backbone comes from the original DINOv2 file):
+    python tools/convert_rein_checkpoint.py iter_40000_published.pth output/rein_gta.pth
+
+Evaluate the released model; the DINOv2 weights come from the original file, unless the input
+was a full segmentor file, which already contains them (then add model.backbone.pretrained=null):
 
     python tools/train_net.py --config-file configs/rein/rein_dinov2_l_gta2cbm_512_released.py --eval-only \\
-        train.init_checkpoint=output/rein_gta.pth model.backbone.pretrained=dinov2_vitl14_pretrain.pth
+        train.init_checkpoint=output/rein_gta.pth model.backbone.pretrained=pretrained/dinov2_vitl14_pretrain.pth
 
-Every key of the file is mapped by an explicit rule (vltseg_d2/checkpoint/rein_mmseg.py); an
-unmapped key is an error naming it.
+A full segmentor file's backbone is converted for the ViT of --config-file (its patch size and
+position grid); use the 1024 config for the Cityscapes -> ACDC model. Every key is mapped by an
+explicit rule; an unmapped key is an error naming it.
 """
 import argparse
+import logging
 import sys
 
 import torch
+from detectron2.config import LazyConfig, instantiate
 
 from vltseg_d2.checkpoint import UnmappedKeyError, convert_rein_state_dict, save_atomic
+from vltseg_d2.checkpoint.rein_mmseg import is_backbone_weight
+from vltseg_d2.checkpoint.safe_load import CheckpointReadError, load_state_dict
+from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
+
+DEFAULT_CONFIG = "configs/rein/rein_dinov2_l_gta2cbm_512_released.py"
+
+
+def meta_vit(config_file: str):
+    """The config's timm ViT on the meta device: key names and shapes, no memory, no file read."""
+    cfg = LazyConfig.load(config_file).model.backbone
+    cfg.pretrained = None
+    with torch.device("meta"):
+        return instantiate(cfg).vit
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", help="Rein checkpoint (.pth, mmsegmentation layout)")
     parser.add_argument("output", help="converted checkpoint to write (detectron2 format)")
+    parser.add_argument("--config-file", default=DEFAULT_CONFIG,
+                        help="config whose ViT receives a full segmentor file's DINOv2 weights (default: %(default)s)")
     args = parser.parse_args(argv)
-    state = torch.load(args.input, map_location="cpu", weights_only=True)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        converted = convert_rein_state_dict(state)
+        state = load_state_dict(args.input)
+        vit = meta_vit(args.config_file) if any(map(is_backbone_weight, state)) else None
+        converted = convert_rein_state_dict(state, vit, source=args.input)
+    except (FileNotFoundError, CheckpointReadError, WeightsMismatchError) as e:
+        sys.exit(f"error: {e}")
     except UnmappedKeyError as e:
         sys.exit(f"error: {args.input}: {e.args[0]}")
     save_atomic({"model": converted, "__source__": f"converted from {args.input}"}, args.output)
-    n_rein = sum(k.startswith("backbone.rein.") for k in converted)
-    print(f"wrote {args.output}: {len(converted)} tensors ({n_rein} Rein, {len(converted) - n_rein} head)")
+    counts = {part: sum(k.startswith(prefix) for k in converted)
+              for part, prefix in (("Rein", "backbone.rein."), ("ViT", "backbone.vit."), ("head", "sem_seg_head."))}
+    print(f"wrote {args.output}: {len(converted)} tensors (" + ", ".join(f"{n} {p}" for p, n in counts.items()) + ")")
 
 
 if __name__ == "__main__":

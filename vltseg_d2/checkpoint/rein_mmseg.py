@@ -1,16 +1,27 @@
-"""Rein's released mmsegmentation checkpoint -> this project's model (official detectron2 names).
+"""Rein's mmsegmentation checkpoints -> this project's model (official detectron2 names).
 
-The mapping is explicit: every key of the released layout (``backbone.reins.*`` and the
-mmdetection Mask2Former head under ``decode_head.*``, see shared/fixtures) has one rule here, and
-a key no rule matches is an error naming it. The DINOv2 backbone weights are not in the file;
-they come from the original DINOv2 checkpoint (``model.backbone.pretrained``). The released head
-was trained with mmdetection's sine position encoding (offset 0): configs that load a converted
-checkpoint set ``pe_offset=0.0``.
+Three forms exist, all with the weights under ``state_dict`` (``load_state_dict`` unwraps them):
+
+- the released file (``*_rein_head.pth``, ``iter_40000_published.pth``): ``backbone.reins.*`` and
+  the mmdetection Mask2Former head under ``decode_head.*``; the DINOv2 weights come from the
+  original DINOv2 file (``model.backbone.pretrained``);
+- the full segmentor written by Rein's ``generate_full_weights.py``: the same plus the DINOv2
+  weights as ``backbone.<DINOv2 name>`` (kernel already resized to 16, grid to 32x32);
+- an mmengine training checkpoint: either of the above plus ``meta``, ``message_hub``,
+  ``optimizer`` and ``param_schedulers``, which are ignored.
+
+The mapping is explicit: every key of the released layout (tests/fixtures/rein_mmseg_checkpoint_keys.txt)
+has one rule here, and a key no rule matches is an error naming it. Tensors are used as they
+are: the Rein module and the head follow the reference conventions (interleaved query pooling,
+sine encoding without offset), so no tensor is reordered. The ``backbone.*`` DINOv2 part goes
+through the same conversion as ``model.backbone.pretrained`` (``fit_vit_state``).
 """
 import re
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
+
+from ..modeling.backbone.weights import fit_vit_state
 
 HEAD = "sem_seg_head."
 # (pattern, replacement) pairs, tried in order; the first full match wins.
@@ -72,7 +83,25 @@ def map_key(key: str) -> str:
                            "is it a Rein mmsegmentation checkpoint (ViT + LoRA-Reins + Mask2Former head)?")
 
 
-def convert_rein_state_dict(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Released Rein state dict (``state_dict`` wrapper removed or not) -> this model's keys."""
-    state = state.get("state_dict", state)
-    return {map_key(k): v for k, v in state.items()}
+def is_backbone_weight(key: str) -> bool:
+    """A DINOv2 weight of a full segmentor file (``backbone.*`` but not ``backbone.reins.*``)."""
+    return key.startswith("backbone.") and not key.startswith("backbone.reins.")
+
+
+def convert_rein_state_dict(state: Dict[str, torch.Tensor], vit: Optional[torch.nn.Module] = None,
+                            source: str = "the Rein checkpoint") -> Dict[str, torch.Tensor]:
+    """A Rein state dict (``state_dict`` wrapper removed or not) -> this model's keys.
+
+    ``vit`` (the model's timm ViT, meta device is enough) is needed only when the file holds the
+    DINOv2 weights too (full segmentor form); they become ``backbone.vit.*``.
+    """
+    if isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    converted = {map_key(k): v for k, v in state.items() if not is_backbone_weight(k)}
+    dinov2 = {k[len("backbone."):]: v for k, v in state.items() if is_backbone_weight(k)}
+    if dinov2:
+        if vit is None:
+            raise ValueError(f"{source} holds the DINOv2 backbone too ({len(dinov2)} tensors, e.g. "
+                             f"backbone.{next(iter(dinov2))}): the model's ViT is needed to convert them")
+        converted.update({"backbone.vit." + k: v for k, v in fit_vit_state(dinov2, vit, source).items()})
+    return converted

@@ -16,8 +16,6 @@ file the model has no use for (CLIP projection, final norm, mask token) are repo
 """
 import logging
 import math
-from dataclasses import dataclass
-from typing import List
 
 import torch
 import torch.nn.functional as F
@@ -31,13 +29,6 @@ _WRAPPERS = ("model_ema", "model", "module", "state_dict")
 
 class WeightsMismatchError(RuntimeError):
     pass
-
-
-@dataclass
-class LoadReport:
-    path: str
-    loaded: int
-    unexpected: List[str]
 
 
 def read_checkpoint(path) -> dict:
@@ -92,10 +83,11 @@ def convert_to_timm(state: dict, vit, patch_resample: str = "bicubic") -> dict:
     return eva_filter(state, vit) if is_eva else vit_filter(state, vit)
 
 
-def load_vit_weights(backbone, path, patch_resample: str = "bicubic") -> LoadReport:
-    """Load ``path`` into ``backbone.vit``; raise if it is a checkpoint of another model."""
-    vit = backbone.vit
-    state = convert_to_timm(read_checkpoint(path), vit, patch_resample)
+def fit_vit_state(state: dict, vit, source, patch_resample: str = "bicubic") -> dict:
+    """Convert an original/timm/open_clip state dict to exactly the tensors of the timm model
+    ``vit``; raise :class:`WeightsMismatchError` naming ``source`` if it is a file of another model.
+    ``vit`` may live on the meta device: only its key names and shapes are read."""
+    state = convert_to_timm(state, vit, patch_resample)
     own = vit.state_dict()
     missing = sorted(own.keys() - state.keys())
     unexpected = sorted(state.keys() - own.keys())
@@ -103,12 +95,19 @@ def load_vit_weights(backbone, path, patch_resample: str = "bicubic") -> LoadRep
                    for k in sorted(own.keys() & state.keys()) if state[k].shape != own[k].shape]
     if missing or wrong_shape:
         raise WeightsMismatchError(
-            f"{path} does not fit {type(vit).__name__} (width {vit.embed_dim}, depth {len(vit.blocks)}): "
+            f"{source} does not fit {type(vit).__name__} (width {vit.embed_dim}, depth {len(vit.blocks)}): "
             + (f"{len(wrong_shape)} tensors of another shape ({'; '.join(wrong_shape[:5])}) " if wrong_shape else "")
             + (f"{len(missing)} model weights absent from the file ({', '.join(missing[:5])}) " if missing else "")
             + "- check model_name, model_kwargs and patch_size against the file.")
-    vit.load_state_dict({k: state[k] for k in own}, strict=True)
     if unexpected:
-        logger.info(f"{path}: ignored {len(unexpected)} keys the backbone does not use: {', '.join(unexpected)}")
-    logger.info(f"loaded {len(own)} tensors into the ViT from {path}")
-    return LoadReport(str(path), len(own), unexpected)
+        logger.info(f"{source}: ignored {len(unexpected)} keys the backbone does not use: {', '.join(unexpected)}")
+    return {k: state[k] for k in own}
+
+
+def load_vit_weights(backbone, path, patch_resample: str = "bicubic") -> int:
+    """Load ``path`` into ``backbone.vit``; raise if it is a checkpoint of another model.
+    Returns the number of tensors loaded."""
+    fitted = fit_vit_state(read_checkpoint(path), backbone.vit, path, patch_resample)
+    backbone.vit.load_state_dict(fitted, strict=True)
+    logger.info(f"loaded {len(fitted)} tensors into the ViT from {path}")
+    return len(fitted)
