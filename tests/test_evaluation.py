@@ -8,6 +8,7 @@ import torch
 from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as cs_eval
 from cityscapesscripts.helpers.labels import labels as cs_labels
 from PIL import Image
+from images import read_image
 
 from vltseg_d2.data.datasets.classes import CLASS_NAMES, TRAIN_ID_TO_LABEL_ID
 from vltseg_d2.evaluation import (SemSegIoUEvaluator, format_cross_domain_table, save_cross_domain,
@@ -116,5 +117,5 @@ def test_unlabelled_test_splits_get_a_prediction_writer(tmp_path):
     scores = torch.zeros(19, 2, 3)
     scores[0, :, :2], scores[13, :, 2] = 1, 1  # road, road, car
     writer.process([{"file_name": "/x/GOPR0122_frame_000161_rgb_anon.png"}], [{"sem_seg": scores}])
-    written = np.asarray(Image.open(tmp_path / "acdc_test" / "GOPR0122_frame_000161_rgb_anon.png"))
+    written = read_image(tmp_path / "acdc_test" / "GOPR0122_frame_000161_rgb_anon.png")
     np.testing.assert_array_equal(written, [[7, 7, 26], [7, 7, 26]])  # Cityscapes label ids

@@ -2,15 +2,11 @@
 import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog
-from PIL import Image
+from images import image_size, read_image
 from raw_datasets import (MAPILLARY_NAMES_BY_ID, write_corrupt, write_grey_png, write_mapillary_config,
                           write_palette_png, write_rgb, write_synthia_label)
 
 from vltseg_d2.data.prepare import cityscapes, gta5, mapillary, mapillary_half, synthia
-
-
-def read(path):
-    return np.asarray(Image.open(path))
 
 
 def bad_names(summary):
@@ -30,7 +26,7 @@ def test_gta5_converts_label_ids_and_reports_bad_files(datasets_dir):
     write_palette_png(root / "labels/00005.png", ids)  # label without an image
 
     summary = gta5.main(["--nproc", "2"])
-    out = read(root / "labels_trainIds/00001.png")
+    out = read_image(root / "labels_trainIds/00001.png")
     np.testing.assert_array_equal(out, [[0, 1, 2, 13], [18, 255, 11, 255]])
     assert summary.converted == 1
     bad = bad_names(summary)
@@ -42,7 +38,7 @@ def test_gta5_converts_label_ids_and_reports_bad_files(datasets_dir):
 
     again = gta5.main(["--nproc", "1", "--resize-mismatched"])  # resumes; resizes the mismatched one
     assert (again.converted, again.skipped) == (1, 1)
-    assert read(root / "labels_trainIds/00002.png").shape == (3, 4)
+    assert read_image(root / "labels_trainIds/00002.png").shape == (3, 4)
 
 
 def test_synthia_reads_16bit_last_channel(datasets_dir):
@@ -53,7 +49,7 @@ def test_synthia_reads_16bit_last_channel(datasets_dir):
     write_rgb(root / "RGB/0000001.png", 3, 8)
     write_corrupt(root / "GT/LABELS/0000001.png")
     summary = synthia.main(["--nproc", "1"])
-    np.testing.assert_array_equal(read(root / "GT/labels_trainIds/0000000.png"),
+    np.testing.assert_array_equal(read_image(root / "GT/labels_trainIds/0000000.png"),
                                   [[0, 1, 2, 3, 4, 5, 6, 7], [8, 10, 11, 12, 13, 15, 17, 18], [255] * 8])
     assert summary.converted == 1 and list(bad_names(summary)) == ["0000001.png"]
     assert len(DatasetCatalog.get("synthia_train")) == 1
@@ -68,7 +64,7 @@ def test_cityscapes_label_ids_to_train_ids_and_registration(datasets_dir):
     write_rgb(root / "leftImg8bit/test/berlin/berlin_000000_000019_leftImg8bit.png", 2, 4)
     summary = cityscapes.main([])
     assert summary.converted == 2 and not summary.bad
-    out = read(root / "gtFine/val/aachen/aachen_000000_000019_gtFine_labelTrainIds.png")
+    out = read_image(root / "gtFine/val/aachen/aachen_000000_000019_gtFine_labelTrainIds.png")
     np.testing.assert_array_equal(out, [[0, 1, 13, 255], [16, 17, 18, 255]])
     val = DatasetCatalog.get("cityscapes_val")
     assert len(val) == 1 and val[0]["sem_seg_file_name"].endswith("_gtFine_labelTrainIds.png")
@@ -88,12 +84,12 @@ def test_mapillary_maps_by_name_then_halves(datasets_dir):
         write_rgb(root / f"{split}/images/abc.jpg", 6, 11)
         write_palette_png(root / f"{split}/labels/abc.png", ids)
     assert mapillary.main([]).converted == 2
-    full = read(root / "validation/labels_trainIds/abc.png")
+    full = read_image(root / "validation/labels_trainIds/abc.png")
     np.testing.assert_array_equal(full, expected.reshape(6, 11))
 
     assert mapillary_half.main([]).converted == 1
-    half = read(root / "validation_half/labels_trainIds/abc.png")
-    assert half.shape == (3, 6) and Image.open(root / "validation_half/images/abc.jpg").size == (6, 3)
+    half = read_image(root / "validation_half/labels_trainIds/abc.png")
+    assert half.shape == (3, 6) and image_size(root / "validation_half/images/abc.jpg") == (6, 3)
     assert set(np.unique(half)) <= set(np.unique(full))  # nearest: no interpolated ids
     assert len(DatasetCatalog.get("mapillary_val_half")) == 1 and len(DatasetCatalog.get("mapillary_train")) == 1
 

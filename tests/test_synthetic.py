@@ -1,7 +1,7 @@
 """The built-in synthetic benchmark: content, determinism, registration and a real domain shift."""
 import numpy as np
 from detectron2.data import DatasetCatalog
-from PIL import Image
+from images import read_image
 
 from vltseg_d2.data.synthetic import generate, render_frame
 from vltseg_d2.data.synthetic_domains import TARGET_DOMAINS
@@ -33,7 +33,7 @@ def test_generated_splits_are_registered_and_reused(use_synthetic):
     for domain in TARGET_DOMAINS:
         records = DatasetCatalog.get(f"synthetic_{domain}_val")
         assert len(records) == 8
-        label = np.asarray(Image.open(records[0]["sem_seg_file_name"]))
+        label = read_image(records[0]["sem_seg_file_name"])
         assert label.shape == (96, 192) and label.dtype == np.uint8
     again = generate(use_synthetic, num_train=24, num_val=8, height=96, width=192, seed=0, nproc=1)
     assert again["reused"]

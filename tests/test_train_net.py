@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
+from images import read_image
 
 FAST = ["dataloader.train.mapper.augmentations.crop_size=[64,64]", "dataloader.train.mapper.augmentations.short_edges=[96]",
         "dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0", "dataloader.test.num_workers=0",
@@ -27,7 +27,7 @@ def train_net(args, datasets, check=True, **kwargs):
 
 
 def losses_by_iter(output_dir):
-    rows = [json.loads(line) for line in open(output_dir / "metrics.json") if "total_loss" in line]
+    rows = [json.loads(line) for line in (output_dir / "metrics.json").read_text().splitlines() if "total_loss" in line]
     return {r["iteration"]: r["total_loss_unsmoothed"] for r in rows}
 
 
@@ -53,7 +53,7 @@ def test_two_cpu_processes_train_and_evaluate(synthetic_root, tmp_path):
     assert "traffic light" in log  # per-class columns on request
     preds = sorted((tmp_path / "eval_out" / "predictions" / "synthetic_fog_val").glob("*.png"))
     assert len(preds) == 8
-    assert set(np.unique(np.asarray(Image.open(preds[0])))) <= {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25,
+    assert set(np.unique(read_image(preds[0]))) <= {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25,
                                                                   26, 27, 28, 31, 32, 33}  # Cityscapes label ids
 
 

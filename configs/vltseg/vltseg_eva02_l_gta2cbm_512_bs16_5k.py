@@ -1,6 +1,6 @@
 """VLTSeg (EVA02-CLIP-L/14, fully fine-tuned) trained on GTA5, tested on Cityscapes / BDD / Mapillary.
 
-Recipe (spec/recipes.md): frames resized to 1280x720, 512 crops; AdamW lr 1e-4, wd 0.05, backbone
+Recipe (the reference code): frames resized to 1280x720, 512 crops; AdamW lr 1e-4, wd 0.05, backbone
 lr x0.1, gradient clipping at max-norm 0.01, poly 0.9 over 5k iterations at batch 16; slide 512 /
 stride 426. Put EVA02_CLIP_L_psz14_s4B.pt under pretrained/.
 """

@@ -92,7 +92,7 @@ class SemSegDatasetMapper:
 
 def train_augmentations(crop_size, short_edges: List[int], max_size: int, cat_max_ratio=0.75,
                         ignore_label=IGNORE_LABEL, photometric=True):
-    """The reference recipes' training pipeline (spec/datasets.md)."""
+    """The reference recipes' training pipeline."""
     augs = [
         T.ResizeShortestEdge(short_edges, max_size=max_size, sample_style="choice"),
         T.RandomCrop_CategoryAreaConstraint("absolute", tuple(crop_size), cat_max_ratio, ignore_label),

@@ -1,7 +1,7 @@
 """Semantic inference for mask-classification outputs: whole image or sliding window.
 
 Class scores are ``softmax(class logits)[:, :K] x sigmoid(mask logits)`` summed over queries
-(Mask2Former's semantic inference). In sliding-window mode (spec/rein.md) windows are placed every
+(Mask2Former's semantic inference). In sliding-window mode (the Rein reference's rule) windows are placed every
 ``stride`` pixels, the last one of each row/column shifted back to end at the border; each
 window's mask logits are upsampled to the window, turned into class scores, summed into the
 full map and divided by the number of windows covering each pixel.
