@@ -78,6 +78,6 @@ def test_main_job_runs_end_to_end(tmp_path):
                   "dataloader.train.mapper.augmentations.crop_size=[64,64]", "model.criterion.num_points=256"],
                  DETECTRON2_DATASETS=str(tmp_path / "datasets"))
     assert (tmp_path / "datasets" / "synthetic" / "manifest.json").exists()
-    assert (out / "model_final.pth").exists() and (out / "cross_domain.md").exists()
+    assert (out / "model_final.pth").exists() and (out / "eval" / "model_final" / "cross_domain.md").exists()
     assert len(list((out / "visualizations").glob("*/*_seg.png"))) == 6
     assert "mean of 5 target domains" in result.stdout and "source-domain mIoU" in result.stdout

@@ -36,22 +36,24 @@ def test_two_cpu_processes_train_and_evaluate(synthetic_root, tmp_path):
     train_net(["--num-gpus", "2", f"train.output_dir={out}", "train.max_iter=3", "train.checkpointer.period=2",
                "dataloader.test_datasets=[synthetic_source_val,synthetic_night_val]"] + FAST, synthetic_root)
     assert (out / "model_final.pth").exists() and (out / "model_0000001.pth").exists()
-    summary = json.loads((out / "cross_domain.json").read_text())
+    summary = json.loads((out / "eval" / "model_final" / "cross_domain.json").read_text())
     assert [r["dataset"] for r in summary["rows"]] == ["synthetic_source_val", "synthetic_night_val"]
     assert max(losses_by_iter(out)) == 2
 
-    # --eval-only with two processes, table and files next to the checkpoint
+    # --eval-only with two processes: table and predictions under train.output_dir/eval/<checkpoint name>
     ckpt = tmp_path / "eval" / "model.pth"
     ckpt.parent.mkdir()
     os.link(out / "model_final.pth", ckpt)
     result = train_net(["--eval-only", "--num-gpus", "2", "--per-class", f"train.init_checkpoint={ckpt}",
                         "dataloader.test_datasets=[synthetic_fog_val]", "train.write_predictions=labelId",
                         f"train.output_dir={tmp_path / 'eval_out'}"] + FAST, synthetic_root)
-    evaluated = json.loads((ckpt.parent / "cross_domain.json").read_text())
+    eval_dir = tmp_path / "eval_out" / "eval" / "model"
+    evaluated = json.loads((eval_dir / "cross_domain.json").read_text())
+    assert evaluated["checkpoint"] == str(ckpt)
     log = result.stdout + result.stderr
     assert evaluated["rows"][0]["dataset"] == "synthetic_fog_val" and "mean of 1 target domains" in log
     assert "traffic light" in log  # per-class columns on request
-    preds = sorted((tmp_path / "eval_out" / "predictions" / "synthetic_fog_val").glob("*.png"))
+    preds = sorted((eval_dir / "predictions" / "synthetic_fog_val").glob("*.png"))
     assert len(preds) == 8
     assert set(np.unique(read_image(preds[0]))) <= {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25,
                                                                   26, 27, 28, 31, 32, 33}  # Cityscapes label ids

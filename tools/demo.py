@@ -10,10 +10,14 @@
 
 Overlays use the Cityscapes palette and class names. --slide uses the config's sliding-window
 inference (model.test_crop / model.test_stride) for large frames; --resize SHORT LONG resizes
-frames (keeping aspect) before inference, predictions come back at the original size.
+frames (keeping aspect) before inference, predictions come back at the original size. Frames
+over 2048x2048 pixels always use the sliding window (whole-image attention would not fit).
+Unreadable or truncated images are skipped with their name; nothing written is an error.
 """
 import argparse
+import logging
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -21,6 +25,7 @@ import numpy as np
 from detectron2.config import LazyConfig
 from tqdm import tqdm
 
+from vltseg_d2.checkpoint import CheckpointError
 from vltseg_d2.config import OverrideError, apply_overrides
 from vltseg_d2.visualization import SemSegPredictor, expand_inputs, overlay, run_images
 
@@ -59,6 +64,7 @@ def main(argv=None):
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the config's train.device)")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides key=value")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if bool(args.input) == bool(args.video_input):
         parser.error("give either --input or --video-input")
     cfg = LazyConfig.load(args.config_file)
@@ -75,8 +81,10 @@ def main(argv=None):
             written = run_video(predictor, args.video_input, args.output, args.side_by_side)
         else:
             written = run_images(predictor, expand_inputs(args.input), args.output, args.side_by_side)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
         parser.error(str(e))
+    if not written:
+        sys.exit(f"error: nothing was written to {args.output}: every input was skipped (see the warnings above)")
     print(f"wrote {len(written)} file(s) to {os.path.commonpath([str(p) for p in written]) if written else args.output}")
     return written
 

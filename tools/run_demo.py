@@ -55,7 +55,8 @@ def main(argv=None):
     run([sys.executable, str(TOOLS / "train_net.py"), "--config-file", CONFIG] + overrides)
 
     print("== 3/4 cross-domain table", flush=True)
-    summary = json.loads((out / "cross_domain.json").read_text())
+    table_dir = out / "eval" / "model_final"
+    summary = json.loads((table_dir / "cross_domain.json").read_text())
     print(format_cross_domain_table(summary), flush=True)
 
     print("== 4/4 Visualizer overlays", flush=True)
@@ -71,7 +72,7 @@ def main(argv=None):
     print(f"\nDone in {time.time() - start:.0f} s.")
     print(f"  checkpoint:        {out / 'model_final.pth'}")
     print(f"  training log:      {out / 'log.txt'} (TensorBoard: {out}, metrics: {out / 'metrics.json'})")
-    print(f"  cross-domain table: {out / 'cross_domain.md'} and {out / 'cross_domain.json'}")
+    print(f"  cross-domain table: {table_dir / 'cross_domain.md'} and {table_dir / 'cross_domain.json'}")
     print(f"  overlays:          {vis_dir}/<domain>/*_seg.png")
     verdict = "learned" if source >= SOURCE_MIOU_TARGET else f"below the {SOURCE_MIOU_TARGET:.0f} expected: train longer (--iters)"
     print(f"  source-domain mIoU {source:.1f} ({verdict}); mean over target domains {summary['mean_mIoU']:.1f}")

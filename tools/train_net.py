@@ -8,26 +8,33 @@ Train (8 GPUs), overriding config values with trailing key=value pairs:
 Resume after a crash (continues from the last checkpoint in train.output_dir):
     python tools/train_net.py --config-file ... --resume
 
-Evaluate on every target domain of the config (or the listed ones), write the cross-domain
-table next to the checkpoint:
-    python tools/train_net.py --config-file ... --eval-only train.init_checkpoint=ckpt.pth \\
-        "dataloader.test_datasets=[cityscapes_val,bdd_val]" --per-class
+Evaluate on every target domain of the config (or the listed ones); the table is printed and
+saved under train.output_dir/eval/<checkpoint name>/ (options come before the overrides):
+    python tools/train_net.py --config-file ... --eval-only --per-class train.init_checkpoint=ckpt.pth \\
+        "dataloader.test_datasets=[cityscapes_val,bdd_val]"
 
 Several machines: add --num-machines N --machine-rank R --dist-url tcp://HOST:PORT; SLURM:
 tools/slurm_train.sh. On CPU, --num-gpus N runs N gloo processes.
+
+SIGTERM (SLURM preemption / time limit) or Ctrl-C: the current iteration finishes, a checkpoint
+of it is written, and the process exits with status 75; --resume continues from it.
 """
 import logging
+import multiprocessing
 import os
+import signal
+import sys
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyConfig
 from detectron2.engine import create_ddp_model, default_argument_parser, default_setup, launch
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from vltseg_d2.config import OverrideError, apply_overrides
-from vltseg_d2.engine import Trainer, resolve_device
+from vltseg_d2.checkpoint import CheckpointError, load_weights
+from vltseg_d2.config import ConfigError, OverrideError, apply_overrides
+from vltseg_d2.engine import (REQUEUE_EXIT_CODE, Trainer, TrainingInterrupted, eval_output_dir, resolve_device,
+                             test_dataset_names)
 
 logger = logging.getLogger("vltseg_d2")
 
@@ -46,23 +53,33 @@ def evaluate(cfg, args):
         raise SystemExit("error: --eval-only needs weights: add train.init_checkpoint=/path/to/model.pth")
     if not os.path.isfile(checkpoint):
         raise SystemExit(f"error: train.init_checkpoint={checkpoint} does not exist")
+    test_dataset_names(cfg)  # every name checked before the model is built
     model = Trainer.build_model(cfg)
-    DetectionCheckpointer(model).load(checkpoint)
+    load_weights(model, checkpoint, strict=cfg.train.get("strict_load", True))
     if resolve_device(cfg.train.device).type == "cpu":
         model = create_ddp_model(model, device_ids=None)
     else:
         model = create_ddp_model(model)
-    output_dir = os.path.dirname(os.path.abspath(checkpoint))
-    return Trainer.test(cfg, model, output_dir=output_dir, per_class=args.per_class)
+    folder = eval_output_dir(cfg, checkpoint)
+    return Trainer.test(cfg, model, output_dir=folder, per_class=args.per_class, source=os.path.abspath(checkpoint))
 
 
 def main(args):
     cfg = setup(args)
-    if args.eval_only:
-        return evaluate(cfg, args)
-    trainer = Trainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    results = trainer.train()
+    try:
+        if args.eval_only:
+            return evaluate(cfg, args)
+        trainer = Trainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+    except (CheckpointError, ConfigError, FileNotFoundError) as e:  # bad input: one line, no traceback
+        raise SystemExit(f"error: {e}") from None
+    try:
+        results = trainer.train()
+    except TrainingInterrupted as e:  # SIGTERM / SIGINT: checkpoint written; tools/slurm_train.sh requeues
+        logger.warning(str(e))
+        sys.exit(REQUEUE_EXIT_CODE)
+    except FloatingPointError as e:  # NaN/inf: nothing broken was saved
+        raise SystemExit(f"error: {e}") from None
     if comm.is_main_process():
         logger.info(f"Training finished; checkpoints and logs in {cfg.train.output_dir}")
     return results
@@ -81,8 +98,27 @@ def parse_args(argv=None):
     return args
 
 
+def _forward_to_workers(signum, frame):
+    """The launcher process passes SIGTERM/SIGINT on to its workers, which checkpoint and exit."""
+    for child in multiprocessing.active_children():
+        os.kill(child.pid, signum)
+
+
+def launch_with_requeue(args):
+    """detectron2's ``launch``; a worker's requeue exit status becomes this process's."""
+    if args.num_gpus * args.num_machines > 1:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _forward_to_workers)
+    try:
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    except torch.multiprocessing.ProcessExitedException as e:
+        if e.exit_code == REQUEUE_EXIT_CODE:
+            sys.exit(REQUEUE_EXIT_CODE)
+        raise
+
+
 if __name__ == "__main__":
     args = parse_args()
     torch.multiprocessing.set_sharing_strategy("file_system")
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    launch_with_requeue(args)

@@ -1,31 +1,40 @@
 """Inference on files and detectron2 Visualizer overlays (used by tools/demo.py and `make demo`)."""
 import glob
-import sys
+import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import MetadataCatalog
+from detectron2.data.detection_utils import read_image
 from detectron2.utils.visualizer import ColorMode, Visualizer
 from tqdm import tqdm
 
+from .checkpoint import load_weights
 from .data.mapper import inference_augmentations
+from .data.prepare.common import write_atomic
 from .engine import Trainer
 
+logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-class SemSegPredictor:
-    """Model from a config + checkpoint; ``predictor(rgb uint8 HxWx3)`` -> train-id map HxW."""
+# Whole-image inference of a ViT grows with the square of the pixel count (global attention):
+# frames above this size are run by sliding window instead (8000x4000 whole needs ~12 GB).
+MAX_WHOLE_PIXELS = 2048 * 2048
 
-    def __init__(self, cfg, resize=None):
+
+class SemSegPredictor:
+    """Model from a config + checkpoint; ``predictor(rgb uint8 HxWx3)`` -> train-id map HxW.
+    Frames over ``max_whole_pixels`` use sliding-window inference whatever the config says."""
+
+    def __init__(self, cfg, resize=None, max_whole_pixels: int = MAX_WHOLE_PIXELS):
         if not cfg.train.init_checkpoint:
             raise ValueError("no weights: set train.init_checkpoint=/path/to/model.pth")
         self.model = Trainer.build_model(cfg).eval()
-        DetectionCheckpointer(self.model).load(cfg.train.init_checkpoint)
+        load_weights(self.model, cfg.train.init_checkpoint, strict=cfg.train.get("strict_load", True))
         self.augs = inference_augmentations(*resize) if resize else []
+        self.max_whole_pixels = max_whole_pixels
 
     @torch.no_grad()
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
@@ -34,7 +43,11 @@ class SemSegPredictor:
             image = aug.get_transform(image).apply_image(image)
         record = {"image": torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1))),
                   "height": rgb.shape[0], "width": rgb.shape[1]}
-        return self.model([record])[0]["sem_seg"].argmax(0).cpu().numpy()
+        mode = "slide" if image.shape[0] * image.shape[1] > self.max_whole_pixels else None
+        if mode and self.model.test_mode != "slide":
+            logger.info(f"{image.shape[1]}x{image.shape[0]} is over {self.max_whole_pixels} pixels: "
+                        f"sliding window {self.model.test_crop} / stride {self.model.test_stride}")
+        return self.model.inference([record], test_mode=mode)[0]["sem_seg"].argmax(0).cpu().numpy()
 
 
 def expand_inputs(inputs):
@@ -68,14 +81,14 @@ def run_images(predictor, files, output, side_by_side=False):
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in tqdm(files, desc="demo", unit="image"):
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            print(f"skipping unreadable image {path}", file=sys.stderr)
+        try:  # read fully: a truncated JPEG is an error here, not a half-grey overlay
+            rgb = read_image(str(path), format="RGB")
+        except (OSError, ValueError) as e:
+            logger.warning(f"skipping unreadable image {path} ({type(e).__name__}: {e})")
             continue
-        rgb = bgr[..., ::-1].copy()
         result = overlay(rgb, predictor(rgb), side_by_side)
         target = Path(output) if single_file else out_dir / f"{path.stem}_seg.png"
-        cv2.imwrite(str(target), result[..., ::-1])
+        write_atomic(target, np.ascontiguousarray(result[..., ::-1]))
         written.append(target)
     return written
 

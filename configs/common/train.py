@@ -2,6 +2,7 @@
 train = dict(
     output_dir="./output",
     init_checkpoint="",  # weights to start from (ignored when --resume finds a checkpoint)
+    strict_load=True,  # every model weight must fit; False loads what fits (fine-tuning another head)
     max_iter="???",
     device="auto",  # "auto": cuda if available, else cpu
     seed=0,  # seeds every iteration (seed + iteration), so a resumed run repeats an uninterrupted one

@@ -2,13 +2,12 @@ from pathlib import Path
 
 import torch
 
+from ..utils.atomic import atomic_path, remove_stale_temporaries, write_text_atomic  # noqa: F401
+
 
 def save_atomic(obj, path) -> Path:
-    """``torch.save`` under a temporary name in the same folder, then rename: a crash never
-    leaves a truncated file under the final name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-    return path
+    """``torch.save`` through :func:`atomic_path`: a crash or a full disk never leaves a truncated
+    file under the final name."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)

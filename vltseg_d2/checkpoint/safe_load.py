@@ -30,8 +30,12 @@ except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core import multiarray as _multiarray
 
 
-class CheckpointReadError(RuntimeError):
-    """The file exists but holds no readable tensors."""
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message names the file and the fix."""
+
+
+class CheckpointReadError(CheckpointError):
+    """The file exists but holds no readable tensors, or holds objects that are refused."""
 
 
 class IgnoredObject:
@@ -85,6 +89,16 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return _ALLOWED.get(f"{module}.{name}", IgnoredObject)
 
 
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """For detectron2 model-zoo ``.pkl`` files: numpy arrays and plain containers, nothing else."""
+
+    def find_class(self, module, name):
+        found = _ALLOWED.get(f"{module}.{name}")
+        if found is None or module.startswith("torch"):
+            raise CheckpointReadError(f"it pickles {module}.{name}, not only arrays")
+        return found
+
+
 class _RestrictedPickleModule:
     """What ``torch.load(pickle_module=...)`` needs: ``Unpickler`` and ``load``."""
     Unpickler = _RestrictedUnpickler
@@ -92,6 +106,40 @@ class _RestrictedPickleModule:
     @staticmethod
     def load(file, **kwargs):
         return _RestrictedUnpickler(file, **kwargs).load()
+
+
+def load_array_pickle(path):
+    """A plain pickle of numpy arrays in dicts/lists (detectron2's model zoo ``.pkl``)."""
+    try:
+        with open(path, "rb") as f:
+            return _ArraysOnlyUnpickler(f, encoding="latin1").load()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint {path} does not exist") from None
+    except CheckpointReadError as e:
+        raise CheckpointReadError(f"{path} refused: {e}; only numpy arrays are read from .pkl files") from None
+    except Exception as e:
+        raise CheckpointReadError(f"{path} is not a readable pickle ({type(e).__name__}: {e})") from None
+
+
+def load_tensor_checkpoint(path):
+    """``torch.load(weights_only=True)`` with one-line errors that name the file and what it is."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint {path} does not exist") from None
+    except pickle.UnpicklingError as e:
+        first = str(e).split("\n")
+        culprit = next((line.strip() for line in first if "GLOBAL" in line or "Unsupported" in line), first[0][:200])
+        raise CheckpointReadError(
+            f"{path} refused: it holds pickled Python objects besides tensors ({culprit}); nothing in it was run. "
+            "Rein/mmengine files: convert them with tools/convert_rein_checkpoint.py") from None
+    except Exception as e:
+        raise CheckpointReadError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0][:200]}); is the file complete?") from None
+    if not isinstance(obj, dict):
+        what = "a single tensor" if isinstance(obj, torch.Tensor) else f"a {type(obj).__name__}"
+        raise CheckpointReadError(f"{path} holds {what}, not a checkpoint (a dict of named weights)")
+    return obj
 
 
 def load_restricted(path):

@@ -1,1 +1,1 @@
-from .overrides import OverrideError, apply_overrides  # noqa: F401
+from .overrides import ConfigError, OverrideError, apply_overrides  # noqa: F401

@@ -11,9 +11,13 @@ import inspect
 
 from detectron2.config import LazyConfig
 from detectron2.utils.registry import locate
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 OPEN_DICT_SUFFIXES = ("kwargs", "protocols")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key and the fix."""
 
 
 class OverrideError(KeyError):
@@ -57,12 +61,42 @@ def check_key(cfg, key: str):
         path.append(part)
 
 
+# keys whose value must be a positive number (a zero or negative one fails much later, or never)
+POSITIVE_KEYS = ("train.max_iter", "optimizer.lr", "dataloader.train.total_batch_size", "train.checkpointer.period")
+_NONE_WORDS = ("None", "none", "null", "~")
+
+
+def _type_name(value) -> str:
+    return {bool: "a boolean (True/False)", int: "an integer", float: "a number", str: "a string"}.get(
+        type(value), type(value).__name__)
+
+
+def check_value(key: str, old, new):
+    """``new`` must have the type of the value it replaces (an int may replace a float; ``None``
+    and a value may replace each other); positive keys must be > 0."""
+    if old is not None and new is not None and not OmegaConf.is_config(old):
+        ok = (type(new) is type(old) or (isinstance(old, float) and type(new) is int)
+              or (isinstance(old, (list, tuple, ListConfig)) and isinstance(new, (list, tuple, ListConfig))))
+        if isinstance(old, (int, float, bool, str)) and not ok:
+            raise OverrideError(f"override {key}={new!r}: expected {_type_name(old)} like the config's {old!r}")
+    if key in POSITIVE_KEYS and isinstance(new, (int, float)) and not isinstance(new, bool) and new <= 0:
+        raise OverrideError(f"override {key}={new!r}: must be > 0")
+
+
 def apply_overrides(cfg, overrides):
-    """Validate every ``key=value`` against ``cfg``, then apply them with detectron2."""
+    """Validate every ``key=value`` against ``cfg`` (the key exists, the value has the type of
+    the one it replaces), then apply them with detectron2. ``None``, ``null`` and ``~`` all mean None."""
+    parsed = []
     for item in overrides:
         if item.startswith("--"):
             raise OverrideError(f"'{item}' came after the key=value overrides: put options before them")
         if "=" not in item:
             raise OverrideError(f"override '{item}' is not of the form key=value")
-        check_key(cfg, item.split("=", 1)[0].strip())
-    return LazyConfig.apply_overrides(cfg, list(overrides))
+        key, value = (part.strip() for part in item.split("=", 1))
+        check_key(cfg, key)
+        parsed.append((key, "null" if value in _NONE_WORDS else value))
+    for key, value in parsed:
+        old = OmegaConf.select(cfg, key, default=None)
+        LazyConfig.apply_overrides(cfg, [f"{key}={value}"])
+        check_value(key, old, OmegaConf.select(cfg, key, default=None))
+    return cfg

@@ -23,6 +23,12 @@ def read_label(path: str) -> np.ndarray:
     return label.astype(np.uint8)
 
 
+def invalid_label_values(label: np.ndarray, num_classes: int, ignore_label: int = IGNORE_LABEL) -> np.ndarray:
+    """The values of ``label`` that are neither a train id (0..num_classes-1) nor ``ignore_label``."""
+    values = np.unique(label)
+    return values[(values >= num_classes) & (values != ignore_label)]
+
+
 def per_class_instances(sem_seg: torch.Tensor, ignore_label=IGNORE_LABEL) -> Instances:
     """One binary mask per class present in ``sem_seg`` (Mask2Former's semantic targets)."""
     classes = torch.unique(sem_seg)
@@ -44,16 +50,25 @@ class SemSegDatasetMapper:
             original ``height``/``width`` so predictions are returned at the label's size.
         pad_to: (h, w) a training sample is padded to (image with 0, label with ``ignore_label``),
             normally the crop size, so every sample in a batch has the same shape.
+        num_classes: labels with other values than 0..num_classes-1 and ``ignore_label`` are
+            skipped with a warning naming the file and the values (they would otherwise index past
+            the classifier or train silently as "no object").
     """
 
     def __init__(self, augmentations: Sequence[T.Augmentation], is_train: bool = True, *,
                  image_format: str = "RGB", ignore_label: int = IGNORE_LABEL,
-                 pad_to: Optional[Sequence[int]] = None):
+                 pad_to: Optional[Sequence[int]] = None, num_classes: int = 19):
         self.augmentations = T.AugmentationList(list(augmentations))
         self.is_train = is_train
         self.image_format = image_format
         self.ignore_label = ignore_label
         self.pad_to = tuple(pad_to) if pad_to else None
+        self.num_classes = num_classes
+        self.skipped = 0  # training samples skipped by this mapper (per loader worker)
+
+    def _skip(self, message: str):
+        self.skipped += 1
+        logger.warning(f"{message} ({self.skipped} training sample(s) skipped by this worker so far)")
 
     def __call__(self, record: dict) -> Optional[dict]:
         record = dict(record)
@@ -63,12 +78,19 @@ class SemSegDatasetMapper:
         except (OSError, ValueError) as e:
             if not self.is_train:
                 raise
-            logger.warning(f"skipping unreadable training sample {record['file_name']}: {e}")
-            return None  # detectron2's MapDataset then draws another sample
+            self._skip(f"skipping unreadable training sample {record['file_name']}: {e}")
+            return None  # the loader then draws another sample
         if sem_seg is not None and sem_seg.shape != image.shape[:2]:
-            logger.warning(f"skipping {record['file_name']}: label {record['sem_seg_file_name']} is "
-                           f"{sem_seg.shape}, image is {image.shape[:2]} (re-run the dataset's prepare script)")
+            self._skip(f"skipping {record['file_name']}: label {record['sem_seg_file_name']} is "
+                       f"{sem_seg.shape}, image is {image.shape[:2]} (re-run the dataset's prepare script)")
             return None
+        if sem_seg is not None:
+            bad = invalid_label_values(sem_seg, self.num_classes, self.ignore_label)
+            if bad.size:
+                self._skip(f"skipping {record['file_name']}: label {record['sem_seg_file_name']} has values "
+                           f"{bad.tolist()} outside 0..{self.num_classes - 1} and {self.ignore_label} "
+                           "(is it a labelId PNG? convert it with the dataset's prepare script)")
+                return None
         record.setdefault("height", image.shape[0])
         record.setdefault("width", image.shape[1])
         aug_input = T.AugInput(image, sem_seg=sem_seg)

@@ -37,8 +37,13 @@ class MixedPrecisionTrainer(SimpleTrainer):
         if self.seed >= 0:  # the model's own randomness (point sampling) depends on the iteration only
             torch.manual_seed(self.seed + self.iter)
         with torch.autocast(self.device_type, dtype=self.precision or torch.float32, enabled=self.precision is not None):
-            loss_dict = self.model(data)
+            try:
+                loss_dict = self.model(data)
+            except FloatingPointError as e:  # raised by the matcher on NaN predictions
+                raise FloatingPointError(f"at iteration {self.iter}: {e} ({self._lr_text()}); the last checkpoint "
+                                         "is intact: lower optimizer.lr or enable train.clip_grad, then --resume") from None
             losses = sum(loss_dict.values())
+        self._check_finite(loss_dict, losses)
         self.optimizer.zero_grad(set_to_none=True)
         if self.grad_scaler is not None:
             self.grad_scaler.scale(losses).backward()
@@ -57,6 +62,19 @@ class MixedPrecisionTrainer(SimpleTrainer):
             self.grad_scaler.update()
         else:
             self.optimizer.step()
+
+    def _check_finite(self, loss_dict, losses):
+        """Stop at the first non-finite loss, before the optimizer step spreads it into the weights
+        (and before anything is saved). One host sync per step, which the metrics writer does anyway."""
+        if torch.isfinite(losses).item():
+            return
+        bad = [k for k, v in loss_dict.items() if not torch.isfinite(v).all().item()]
+        raise FloatingPointError(
+            f"non-finite loss at iteration {self.iter}: {', '.join(bad)} ({self._lr_text()}). The last checkpoint "
+            "is intact; lower optimizer.lr, enable train.clip_grad or use bf16 instead of fp16, then --resume.")
+
+    def _lr_text(self) -> str:
+        return "learning rate " + ", ".join(f"{lr:.3g}" for lr in sorted({g["lr"] for g in self.optimizer.param_groups}))
 
     def state_dict(self):
         ret = super().state_dict()

@@ -7,25 +7,28 @@ because DefaultTrainer reads yacs keys there. Config layout (see configs/common)
 test_datasets,test_protocols,in_domain}``, ``cfg.train.*``.
 """
 import copy
+import difflib
+import json
 import logging
 import os
 import weakref
 from collections import OrderedDict
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import instantiate
-from detectron2.data import MetadataCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import DefaultTrainer, TrainerBase, create_ddp_model, default_writers, hooks
 from detectron2.evaluation import DatasetEvaluators, inference_on_dataset
 from detectron2.solver import LRMultiplier
 from detectron2.utils import comm
 
-from ..checkpoint import save_atomic
+from ..checkpoint import SafeCheckpointer
+from ..config import ConfigError
 from ..data.mapper import inference_augmentations
 from ..evaluation import format_cross_domain_table, save_cross_domain, summarize_cross_domain
 from ..evaluation.prediction_writer import PredictionWriter
 from ..modeling import count_parameters
+from .preemption import PreemptionHook, RotatingCheckpointer
 from .train_step import MixedPrecisionTrainer, resolve_precision
 
 logger = logging.getLogger("vltseg_d2")
@@ -35,27 +38,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-class AtomicCheckpointer(DetectionCheckpointer):
-    """Checkpoints are written under a temporary name and renamed, so a crash (or SIGKILL) while
-    saving never leaves a truncated ``model_*.pth`` or ``last_checkpoint``."""
-
-    def save(self, name, **kwargs):
-        if not self.save_dir or not self.save_to_disk:
-            return
-        data = {"model": self.model.state_dict(), **{k: o.state_dict() for k, o in self.checkpointables.items()}}
-        data.update(kwargs)
-        path = os.path.join(self.save_dir, f"{name}.pth")
-        self.logger.info(f"Saving checkpoint to {path}")
-        save_atomic(data, path)
-        self.tag_last_checkpoint(os.path.basename(path))
-
-    def tag_last_checkpoint(self, last_filename_basename):
-        path = os.path.join(self.save_dir, "last_checkpoint")
-        with open(path + ".tmp", "w") as f:
-            f.write(last_filename_basename)
-        os.replace(path + ".tmp", path)
 
 
 class Trainer(DefaultTrainer):
@@ -76,7 +58,9 @@ class Trainer(DefaultTrainer):
             precision=resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, device),
             clip_grad_norm=clip.max_norm if clip.enabled else None, seed=cfg.train.get("seed", -1))
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=weakref.proxy(self))
+        self.checkpointer = SafeCheckpointer(model, cfg.train.output_dir, strict=cfg.train.get("strict_load", True),
+                                             trainer=weakref.proxy(self))
+        test_dataset_names(cfg)  # an unknown evaluation dataset fails now, not after hours of training
         self.start_iter = 0
         self.max_iter = cfg.train.max_iter
         self.register_hooks(self.build_hooks())
@@ -93,16 +77,22 @@ class Trainer(DefaultTrainer):
     def build_hooks(self):
         cfg = self.cfg
         ret = [hooks.IterationTimer(), hooks.LRScheduler()]
-        if comm.is_main_process():
-            ret.append(hooks.PeriodicCheckpointer(self.checkpointer, **cfg.train.checkpointer))
+        rotating = RotatingCheckpointer(self.checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None
+        if rotating is not None:
+            ret.append(rotating)
 
-        def test_and_save_results():
-            self._last_eval_results = self.test(self.cfg, self.model)
+        def test_and_save_results():  # named like the checkpoint of these weights
+            name = "model_final" if self.iter + 1 >= self.max_iter else f"model_{self.iter:07d}"
+            folder = os.path.join(cfg.train.output_dir, "eval", name)
+            source = os.path.abspath(os.path.join(cfg.train.output_dir, name + ".pth"))
+            self._last_eval_results = self.test(self.cfg, self.model, output_dir=folder, source=source)
             return self._last_eval_results
 
         ret.append(hooks.EvalHook(cfg.train.eval_period, test_and_save_results))  # 0: only after training
         if comm.is_main_process():
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.train.log_period))
+        # last, so the interrupted iteration's metrics are written before it stops
+        ret.append(PreemptionHook(rotating, resolve_device(cfg.train.device)))
         return ret
 
     def build_writers(self):
@@ -154,7 +144,7 @@ class Trainer(DefaultTrainer):
             evaluators.append(instantiate(evaluator))
         fmt = cfg.train.get("write_predictions", None)
         if fmt:
-            folder = output_folder or os.path.join(cfg.train.output_dir, "predictions")
+            folder = output_folder or os.path.join(cfg.train.output_dir, "eval", "predictions")
             evaluators.append(PredictionWriter(dataset_name, os.path.join(folder, dataset_name), fmt))
         if not evaluators:
             raise ValueError(f"{dataset_name} has no labels; set train.write_predictions=trainId (or labelId) "
@@ -162,17 +152,59 @@ class Trainer(DefaultTrainer):
         return DatasetEvaluators(evaluators)
 
     @classmethod
-    def test(cls, cfg, model, evaluators=None, output_dir=None, per_class=False):
-        """Evaluate on every dataset of ``dataloader.test_datasets``; print and save the
-        cross-domain table (``cross_domain.{json,md}`` in ``output_dir``, default train.output_dir)."""
+    def test(cls, cfg, model, evaluators=None, output_dir=None, per_class=False, source=None):
+        """Evaluate on every dataset of ``dataloader.test_datasets`` (all names are checked before
+        the first is evaluated); print the cross-domain table, then save it as
+        ``cross_domain.{json,md}`` in ``output_dir`` (default ``train.output_dir/eval``).
+        ``source`` (the evaluated checkpoint) is recorded in the JSON."""
+        names = test_dataset_names(cfg)
+        folder = output_dir or os.path.join(cfg.train.output_dir, "eval")
         results = OrderedDict()
-        for name in cfg.dataloader.test_datasets:
-            res = inference_on_dataset(model, cls.build_test_loader(cfg, name), cls.build_evaluator(cfg, name))
+        for name in names:
+            evaluator = cls.build_evaluator(cfg, name, output_folder=os.path.join(folder, "predictions"))
+            res = inference_on_dataset(model, cls.build_test_loader(cfg, name), evaluator)
             if res and "sem_seg" in res:
                 results[name] = {"sem_seg": res["sem_seg"]}
         if results and comm.is_main_process():
             summary = summarize_cross_domain(results, in_domain=tuple(cfg.dataloader.get("in_domain", ())))
-            table = format_cross_domain_table(summary, per_class=per_class)
-            json_path, md_path = save_cross_domain(summary, output_dir or cfg.train.output_dir)
-            logger.info(f"Cross-domain evaluation:\n{table}\nsaved to {json_path} and {md_path}")
+            summary["checkpoint"] = source
+            logger.info(f"Cross-domain evaluation:\n{format_cross_domain_table(summary, per_class=per_class)}")
+            json_path, md_path = save_cross_domain(summary, folder)  # an OSError here names the file
+            logger.info(f"saved to {json_path} and {md_path}")
         return results
+
+
+def test_dataset_names(cfg) -> list:
+    """``dataloader.test_datasets`` as a list (a single name is accepted as a string), each one
+    registered; an unknown name is an error naming it and the closest registered ones."""
+    names = cfg.dataloader.test_datasets
+    names = [names] if isinstance(names, str) else list(names)
+    registered = DatasetCatalog.list()
+    for name in names:
+        if name not in registered:
+            close = difflib.get_close_matches(name, registered, n=3)
+            raise ConfigError(f"dataloader.test_datasets: '{name}' is not a registered dataset"
+                             + (f" (did you mean {', '.join(close)}?)" if close else "")
+                             + "; see datasets/README.md for the names")
+    if not names:
+        raise ConfigError("dataloader.test_datasets is empty: name the datasets to evaluate on")
+    return names
+
+
+def eval_output_dir(cfg, checkpoint: str) -> str:
+    """``train.output_dir/eval/<checkpoint name>``; a folder holding another checkpoint's table
+    (same file name, another path) is never reused: ``_2``, ``_3``, ... is appended."""
+    base = os.path.join(cfg.train.output_dir, "eval", os.path.splitext(os.path.basename(checkpoint))[0])
+    folder, n = base, 1
+    while True:
+        previous = os.path.join(folder, "cross_domain.json")
+        if not os.path.exists(previous):
+            return folder
+        try:
+            with open(previous) as f:
+                if json.load(f).get("checkpoint") == os.path.abspath(checkpoint):
+                    return folder
+        except (OSError, ValueError):
+            pass
+        n += 1
+        folder = f"{base}_{n}"

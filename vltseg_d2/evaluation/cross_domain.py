@@ -9,6 +9,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from ..data.datasets.classes import CLASS_NAMES
+from ..utils.atomic import write_text_atomic
 
 
 def summarize_cross_domain(results: dict, in_domain=()) -> dict:
@@ -18,7 +19,8 @@ def summarize_cross_domain(results: dict, in_domain=()) -> dict:
     for name, res in results.items():
         m = res["sem_seg"] if "sem_seg" in res else res
         rows.append(dict(dataset=name, in_domain=name in in_domain, mIoU=m["mIoU"], mAcc=m["mAcc"], aAcc=m["aAcc"],
-                         per_class={c: m.get(f"IoU-{c}", float("nan")) for c in CLASS_NAMES}))
+                         per_class={c: m.get(f"IoU-{c}", float("nan")) for c in CLASS_NAMES},
+                         skipped_images=m.get("skipped_images", 0), invalid_label_pixels=m.get("invalid_label_pixels", 0)))
     targets = [r["mIoU"] for r in rows if not r["in_domain"]]
     mean = sum(targets) / len(targets) if targets else float("nan")
     return dict(rows=rows, mean_mIoU=mean, num_target_domains=len(targets))
@@ -28,24 +30,35 @@ def _fmt(v):
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
 
 
+def _problems(row) -> str:
+    """What was left out of a row's scores (bad files), for a "problems" column."""
+    notes = []
+    if row.get("skipped_images"):
+        notes.append(f"{row['skipped_images']} images skipped")
+    if row.get("invalid_label_pixels"):
+        notes.append(f"{row['invalid_label_pixels']} px with invalid label values ignored")
+    return ", ".join(notes)
+
+
 def format_cross_domain_table(summary: dict, per_class=False, tablefmt="github") -> str:
-    headers = ["dataset", "mIoU", "mAcc", "aAcc"] + (list(CLASS_NAMES) if per_class else [])
+    problems = [_problems(r) for r in summary["rows"]]
+    extra = ["problems"] if any(problems) else []
+    headers = ["dataset", "mIoU", "mAcc", "aAcc"] + (list(CLASS_NAMES) if per_class else []) + extra
     table = []
-    for r in summary["rows"]:
+    for r, note in zip(summary["rows"], problems):
         name = r["dataset"] + (" (in-domain)" if r["in_domain"] else "")
         table.append([name, _fmt(r["mIoU"]), _fmt(r["mAcc"]), _fmt(r["aAcc"])]
-                     + ([_fmt(r["per_class"][c]) for c in CLASS_NAMES] if per_class else []))
+                     + ([_fmt(r["per_class"][c]) for c in CLASS_NAMES] if per_class else []) + ([note] if extra else []))
     table.append([f"mean of {summary['num_target_domains']} target domains", _fmt(summary["mean_mIoU"]), "", ""]
-                 + ([""] * len(CLASS_NAMES) if per_class else []))
+                 + ([""] * len(CLASS_NAMES) if per_class else []) + ([""] if extra else []))
     return tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
 
 def save_cross_domain(summary: dict, output_dir, stem="cross_domain"):
     """Write ``<stem>.json`` and ``<stem>.md`` (per-class table included); returns their paths."""
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
-    json_path.write_text(json.dumps(summary, indent=2, allow_nan=True))
-    md_path.write_text("# Cross-domain evaluation\n\n" + format_cross_domain_table(summary) + "\n\n## Per-class IoU\n\n"
-                       + format_cross_domain_table(summary, per_class=True) + "\n")
+    write_text_atomic(json_path, json.dumps(summary, indent=2, allow_nan=True))
+    write_text_atomic(md_path, "# Cross-domain evaluation\n\n" + format_cross_domain_table(summary)
+                      + "\n\n## Per-class IoU\n\n" + format_cross_domain_table(summary, per_class=True) + "\n")
     return json_path, md_path

@@ -14,7 +14,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from ..data.mapper import read_label
+from ..data.mapper import invalid_label_values, read_label
 
 
 def iou_metrics(conf: np.ndarray, class_names) -> "OrderedDict[str, float]":
@@ -32,7 +32,7 @@ def iou_metrics(conf: np.ndarray, class_names) -> "OrderedDict[str, float]":
         acc = np.where(gt > 0, tp / gt, np.nan)
     res = OrderedDict(mIoU=100 * np.nanmean(iou) if np.isfinite(iou).any() else float("nan"),
                       mAcc=100 * np.nanmean(acc) if np.isfinite(acc).any() else float("nan"),
-                      aAcc=100 * tp.sum() / max(gt.sum(), 1))
+                      aAcc=100 * tp.sum() / gt.sum() if gt.sum() > 0 else float("nan"))  # no labelled pixel: NaN
     res.update((f"IoU-{n}", 100 * v) for n, v in zip(class_names, iou))
     res.update((f"Acc-{n}", 100 * v) for n, v in zip(class_names, acc))
     return res
@@ -42,7 +42,11 @@ class SemSegIoUEvaluator(DatasetEvaluator):
     """Accumulates a confusion matrix over a dataset; gathered from all ranks in ``evaluate``.
 
     Predictions must come at the ground truth's size (the model returns them at the record's
-    ``height``/``width``); ground truth is read from ``sem_seg_file_name``.
+    ``height``/``width``); ground truth is read from ``sem_seg_file_name``. One bad file never
+    stops an evaluation: an unreadable label, or one whose size differs from its image, is
+    reported by name and counted in ``skipped_images``; label values that are neither a train id
+    nor the ignore label are reported by name and their pixels counted in ``invalid_label_pixels``
+    (they are left out of the scores, like ignored pixels). Both counts appear in the table.
     """
 
     def __init__(self, dataset_name: str, distributed: bool = True):
@@ -57,18 +61,37 @@ class SemSegIoUEvaluator(DatasetEvaluator):
 
     def reset(self):
         self.conf = np.zeros((self.num_classes, self.num_classes), np.int64)
+        self.skipped_images = 0
+        self.invalid_pixels = 0
 
     def process(self, inputs, outputs):
         for record, output in zip(inputs, outputs):
             if "sem_seg_file_name" not in record:
                 raise ValueError(f"{self.dataset_name} has no labels ({record['file_name']}); "
                                  "write predictions for the benchmark server instead of evaluating")
+            label_file = record["sem_seg_file_name"]
             pred = output["sem_seg"].argmax(dim=0).to("cpu", torch.int64).numpy()
-            gt = read_label(record["sem_seg_file_name"]).astype(np.int64)
+            try:
+                gt = read_label(label_file).astype(np.int64)
+            except (OSError, ValueError) as e:
+                self._skip(f"unreadable label {label_file} ({type(e).__name__}: {e})")
+                continue
             if gt.shape != pred.shape:
-                raise ValueError(f"prediction for {record['file_name']} is {pred.shape} but its label "
-                                 f"{record['sem_seg_file_name']} is {gt.shape}")
+                self._skip(f"label {label_file} is {gt.shape[1]}x{gt.shape[0]} but its image {record['file_name']} "
+                           f"is {pred.shape[1]}x{pred.shape[0]}")
+                continue
+            bad = invalid_label_values(gt, self.num_classes, self.ignore_label)
+            if bad.size:
+                n = int(np.isin(gt, bad).sum())
+                self.invalid_pixels += n
+                self._logger.warning(f"{self.dataset_name}: label {label_file} has {n} pixels with values "
+                                     f"{bad.tolist()} outside 0..{self.num_classes - 1} and {self.ignore_label}; "
+                                     "they are left out of the scores (re-run the dataset's prepare script)")
             self.add(gt, pred)
+
+    def _skip(self, reason: str):
+        self.skipped_images += 1
+        self._logger.warning(f"{self.dataset_name}: skipped an image: {reason}")
 
     def add(self, gt: np.ndarray, pred: np.ndarray):
         valid = (gt != self.ignore_label) & (gt < self.num_classes)
@@ -76,13 +99,14 @@ class SemSegIoUEvaluator(DatasetEvaluator):
                                  minlength=self.num_classes**2).reshape(self.conf.shape)
 
     def evaluate(self):
-        conf = self.conf
+        conf, skipped, invalid = self.conf, self.skipped_images, self.invalid_pixels
         if self.distributed and comm.get_world_size() > 1:
             comm.synchronize()
-            gathered = comm.gather(self.conf, dst=0)
+            gathered = comm.gather((self.conf, self.skipped_images, self.invalid_pixels), dst=0)
             if not comm.is_main_process():
                 return {}
-            conf = sum(gathered)
+            conf, skipped, invalid = (sum(parts) for parts in zip(*gathered))
         res = iou_metrics(conf, self.class_names)
+        res.update(skipped_images=int(skipped), invalid_label_pixels=int(invalid))
         self._logger.info(f"{self.dataset_name}: mIoU {res['mIoU']:.2f}, mAcc {res['mAcc']:.2f}, aAcc {res['aAcc']:.2f}")
         return OrderedDict(sem_seg=res)

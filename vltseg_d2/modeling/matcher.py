@@ -1,4 +1,5 @@
 """Hungarian matching of queries to ground-truth masks with point-sampled costs (Mask2Former)."""
+import numpy as np
 import torch
 from detectron2.projects.point_rend.point_features import point_sample
 from scipy.optimize import linear_sum_assignment
@@ -29,6 +30,9 @@ class HungarianMatcher(nn.Module):
             pred = point_sample(pred, coords.repeat(pred.shape[0], 1, 1), align_corners=False).squeeze(1)
             cost = (self.cost_mask * pairwise_sigmoid_ce(pred, tgt) + self.cost_class * cost_class
                     + self.cost_dice * pairwise_dice(pred, tgt))
-            rows, cols = linear_sum_assignment(cost.cpu().numpy())
+            cost = cost.cpu().numpy()
+            if not np.isfinite(cost).all():  # scipy would fail with "invalid numeric entries"
+                raise FloatingPointError("the matching cost is not finite: the model predicts NaN or inf")
+            rows, cols = linear_sum_assignment(cost)
             indices.append((torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)))
         return indices

@@ -97,9 +97,10 @@ class MaskFormer(nn.Module):
         return semantic_scores(out["pred_logits"], masks[..., :h, :w])
 
     @torch.no_grad()
-    def inference(self, batched_inputs):
+    def inference(self, batched_inputs, test_mode: Optional[str] = None):
+        """Scores at each record's ``height``/``width``; ``test_mode`` overrides the model's for this call."""
         images = [self._normalize(x["image"]) for x in batched_inputs]
-        if self.test_mode == "slide":
+        if (test_mode or self.test_mode) == "slide":
             scores = [slide_inference(img, self.predict_scores, self.test_crop, self.test_stride, self.window_batch)
                       for img in images]
         else:

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ...utils.atomic import atomic_path, remove_stale_temporaries
 from ..datasets.register import datasets_root
 
 logger = logging.getLogger(__name__)
@@ -85,19 +86,18 @@ def check_size(label: np.ndarray, image_path: Optional[Path]):
     try:
         with Image.open(image_path) as f:
             w, h = f.size
+            f.load()  # decode fully: a truncated image must be caught here, not while training
     except Exception as e:
-        raise BadInput(f"unreadable image {image_path} ({type(e).__name__})") from None
+        raise BadInput(f"unreadable or truncated image {image_path} ({type(e).__name__}: {e})") from None
     if label.shape[:2] != (h, w):
         raise BadInput(f"label is {label.shape[1]}x{label.shape[0]} but image {image_path.name} is {w}x{h}")
 
 
 def write_atomic(path: Path, array: np.ndarray, params=()):
-    """Write with OpenCV under a temporary name in the same folder, then rename into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    if not cv2.imwrite(str(tmp), array, list(params)):
-        raise OSError(f"could not write {tmp}")
-    os.replace(tmp, path)
+    """Write an image with OpenCV through :func:`atomic_path` (format from the suffix)."""
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), array, list(params)):
+            raise OSError(f"OpenCV could not write {tmp.name}")
 
 
 def convert_with_table(task: Task, lut: np.ndarray):
@@ -118,7 +118,20 @@ def _run_one(convert, task: Task):
 
 
 def run(tasks: Sequence[Task], convert: Callable[[Task], None], nproc: int, desc: str, bad=()) -> Summary:
+    """Convert every task; an output folder that cannot be written stops the run with one line
+    naming it. Temporaries of an interrupted run (Ctrl-C, kill) are removed first."""
+    for folder in sorted({p.parent for t in tasks for p in t.outputs}):
+        if folder.is_dir():
+            remove_stale_temporaries(folder)
     summary = Summary(bad=list(bad))
+    try:
+        _run_all(tasks, convert, nproc, desc, summary)
+    except OSError as e:
+        raise SystemExit(f"error: {e}") from None
+    return summary
+
+
+def _run_all(tasks, convert, nproc, desc, summary):
     work = partial(_run_one, convert)
     if nproc > 1 and len(tasks) > 1:
         with mp.get_context("fork").Pool(nproc) as pool:
@@ -126,7 +139,6 @@ def run(tasks: Sequence[Task], convert: Callable[[Task], None], nproc: int, desc
             _collect(results, summary, len(tasks), desc)
     else:
         _collect(map(work, tasks), summary, len(tasks), desc)
-    return summary
 
 
 def _collect(results, summary, total, desc):

@@ -76,6 +76,7 @@ class ViTBackbone(Backbone):
         self._out_features = [f"res{int(math.log2(s))}" for s in out_strides]
         self._out_feature_strides = dict(zip(self._out_features, out_strides))
         self._out_feature_channels = {f: self.embed_dim for f in self._out_features}
+        self.pretrained = pretrained  # checkpoints may leave out what this file provides
         if pretrained:
             load_vit_weights(self, pretrained, patch_resample=patch_resample)
         if freeze:

@@ -1,0 +1,103 @@
+"""Training hooks for interruption: checkpoint rotation that survives resumes, and SIGTERM/SIGINT.
+
+SLURM sends SIGTERM before preemption and at the time limit (``--signal``); a user presses
+Ctrl-C. Either way the iteration in progress finishes, a checkpoint of it is written atomically,
+and training stops with :class:`TrainingInterrupted`; ``tools/train_net.py`` then exits with
+:data:`REQUEUE_EXIT_CODE`, which ``tools/slurm_train.sh`` answers by requeueing the job, and the
+requeued job continues with ``--resume`` at the next iteration: no iteration is lost or repeated.
+"""
+import logging
+import os
+import re
+import signal
+import threading
+
+import torch
+from detectron2.engine import HookBase, hooks
+from detectron2.utils import comm
+
+logger = logging.getLogger("vltseg_d2")
+
+REQUEUE_EXIT_CODE = 75  # EX_TEMPFAIL: "temporary failure, try again"
+_PERIODIC = re.compile(r"model_(\d{7})\.pth")
+
+
+class TrainingInterrupted(BaseException):
+    """Training stopped on a signal after saving ``checkpoint``. A BaseException, like
+    KeyboardInterrupt, so detectron2's trainer does not log it as a crash."""
+
+    def __init__(self, signal_name: str, iteration: int, checkpoint: str):
+        super().__init__(f"{signal_name} received: saved iteration {iteration} to {checkpoint}; "
+                         "run again with --resume to continue")
+        self.signal_name, self.iteration, self.checkpoint = signal_name, iteration, checkpoint
+
+
+class RotatingCheckpointer(hooks.PeriodicCheckpointer):
+    """detectron2's PeriodicCheckpointer, with ``max_to_keep`` holding across resumes: the
+    periodic checkpoints already in the folder count towards it (detectron2 forgets them)."""
+
+    def before_train(self):
+        super().before_train()
+        if self.max_to_keep is not None and self.checkpointer.save_dir:
+            found = sorted(f for f in os.listdir(self.checkpointer.save_dir) if _PERIODIC.fullmatch(f))
+            self.recent_checkpoints = [os.path.join(self.checkpointer.save_dir, f) for f in found]
+
+    def save_now(self, iteration: int) -> str:
+        """Save ``model_<iteration>`` outside the period (it joins the rotation)."""
+        name = f"{self.file_prefix}_{iteration:07d}"
+        self.checkpointer.save(name, iteration=iteration)
+        path = self.checkpointer.get_checkpoint_file()
+        if self.max_to_keep is not None and path not in self.recent_checkpoints:
+            self.recent_checkpoints.append(path)
+            while len(self.recent_checkpoints) > self.max_to_keep:
+                old = self.recent_checkpoints.pop(0)
+                if os.path.exists(old) and old != path:
+                    os.remove(old)
+        return path
+
+
+class PreemptionHook(HookBase):
+    """On SIGTERM or SIGINT: finish the current iteration, checkpoint it, stop.
+
+    Every rank must stop at the same iteration, so with several processes the flag is agreed on
+    with one tiny all-reduce per iteration (a signal may reach the ranks a step apart).
+    Repeated signals are ignored while the checkpoint is written.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, checkpointer_hook: RotatingCheckpointer, device: torch.device):
+        self.checkpointer_hook, self.device = checkpointer_hook, device
+        self.received = None
+        self._previous = {}
+
+    def _handler(self, signum, frame):
+        if self.received is None:
+            self.received = signal.Signals(signum).name
+            logger.warning(f"{self.received} received: stopping after this iteration and saving a checkpoint")
+
+    def before_train(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handler)
+
+    def after_train(self):
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+    def _any_rank_received(self) -> bool:
+        if comm.get_world_size() == 1:
+            return self.received is not None
+        flag = torch.tensor([self.received is not None], dtype=torch.int32, device=self.device)
+        torch.distributed.all_reduce(flag)
+        return bool(flag.item())
+
+    def after_step(self):
+        if not self._any_rank_received():
+            return
+        iteration = self.trainer.iter
+        path = self.checkpointer_hook.save_now(iteration) if comm.is_main_process() else "(saved by rank 0)"
+        comm.synchronize()
+        logger.warning(f"checkpoint of iteration {iteration} written to {path}")
+        raise TrainingInterrupted(self.received or "signal on another rank", iteration, path)
