@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vltseg_d2.checkpoint.safe_load import CheckpointReadError, IgnoredObject, load_restricted, load_state_dict
+from vltseg_d2.utils.safe_load import CheckpointReadError, IgnoredObject, load_restricted, load_state_dict
 
 
 class _RunsCode:

@@ -11,11 +11,14 @@ keys, to be used as ``train.init_checkpoint`` (or load the original file directl
 ``model.backbone.pretrained=...``).
 """
 import argparse
+import logging
+import sys
 
 from detectron2.config import LazyConfig, instantiate
 
 from vltseg_d2.checkpoint import save_atomic
-from vltseg_d2.config import apply_overrides
+from vltseg_d2.config import OverrideError, apply_overrides
+from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
 
 
 def main(argv=None):
@@ -25,11 +28,17 @@ def main(argv=None):
     parser.add_argument("output", help="file to write")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
     args = parser.parse_args(argv)
-    cfg = LazyConfig.load(args.config_file)
-    cfg = apply_overrides(cfg, args.opts)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        cfg = apply_overrides(LazyConfig.load(args.config_file), args.opts)
+    except OverrideError as e:
+        parser.error(str(e))
     cfg.model.backbone.pretrained = args.input
     cfg.model.backbone.rein = None
-    backbone = instantiate(cfg.model.backbone)
+    try:
+        backbone = instantiate(cfg.model.backbone)
+    except (FileNotFoundError, WeightsMismatchError) as e:
+        sys.exit(f"error: {e}")
     state = {"backbone." + k: v for k, v in backbone.state_dict().items()}
     save_atomic({"model": state, "__source__": f"converted from {args.input}"}, args.output)
     print(f"wrote {args.output}: {len(state)} backbone tensors")

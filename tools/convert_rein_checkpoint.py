@@ -28,7 +28,7 @@ from detectron2.config import LazyConfig, instantiate
 
 from vltseg_d2.checkpoint import UnmappedKeyError, convert_rein_state_dict, save_atomic
 from vltseg_d2.checkpoint.rein_mmseg import is_backbone_weight
-from vltseg_d2.checkpoint.safe_load import CheckpointReadError, load_state_dict
+from vltseg_d2.utils.safe_load import CheckpointReadError, load_state_dict
 from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
 
 DEFAULT_CONFIG = "configs/rein/rein_dinov2_l_gta2cbm_512_released.py"

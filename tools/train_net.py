@@ -34,7 +34,7 @@ from detectron2.utils.logger import setup_logger
 from vltseg_d2.checkpoint import CheckpointError, load_weights
 from vltseg_d2.config import ConfigError, OverrideError, apply_overrides
 from vltseg_d2.engine import (REQUEUE_EXIT_CODE, Trainer, TrainingInterrupted, eval_output_dir, resolve_device,
-                             test_dataset_names)
+                             evaluation_dataset_names)
 
 logger = logging.getLogger("vltseg_d2")
 
@@ -53,7 +53,7 @@ def evaluate(cfg, args):
         raise SystemExit("error: --eval-only needs weights: add train.init_checkpoint=/path/to/model.pth")
     if not os.path.isfile(checkpoint):
         raise SystemExit(f"error: train.init_checkpoint={checkpoint} does not exist")
-    test_dataset_names(cfg)  # every name checked before the model is built
+    evaluation_dataset_names(cfg)  # every name checked before the model is built
     model = Trainer.build_model(cfg)
     load_weights(model, checkpoint, strict=cfg.train.get("strict_load", True))
     if resolve_device(cfg.train.device).type == "cpu":

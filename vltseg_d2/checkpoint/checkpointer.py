@@ -19,7 +19,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from torch.nn.parallel import DistributedDataParallel
 
 from .io import remove_stale_temporaries, save_atomic, write_text_atomic
-from .safe_load import CheckpointError, load_array_pickle, load_tensor_checkpoint
+from ..utils.safe_load import CheckpointError, load_array_pickle, load_tensor_checkpoint
 
 logger = logging.getLogger(__name__)
 

@@ -40,8 +40,8 @@ class MixedPrecisionTrainer(SimpleTrainer):
             try:
                 loss_dict = self.model(data)
             except FloatingPointError as e:  # raised by the matcher on NaN predictions
-                raise FloatingPointError(f"at iteration {self.iter}: {e} ({self._lr_text()}); the last checkpoint "
-                                         "is intact: lower optimizer.lr or enable train.clip_grad, then --resume") from None
+                raise FloatingPointError(f"at iteration {self.iter}: {e} ({self._lr_text()}); training diverged: "
+                                         "lower optimizer.lr or enable train.clip_grad and restart") from None
             losses = sum(loss_dict.values())
         self._check_finite(loss_dict, losses)
         self.optimizer.zero_grad(set_to_none=True)
@@ -50,10 +50,17 @@ class MixedPrecisionTrainer(SimpleTrainer):
             self.grad_scaler.unscale_(self.optimizer)
         else:
             losses.backward()
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        norm = None
         if self.clip_grad_norm:
-            params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
             norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
             get_event_storage().put_scalar("grad_norm", norm.item(), smoothing_hint=False)
+        if self.grad_scaler is None:  # fp16's scaler skips inf steps by itself; otherwise never step on inf/NaN
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if norm is None else norm
+            if not torch.isfinite(norm).item():
+                raise FloatingPointError(f"non-finite gradients at iteration {self.iter} ({self._lr_text()}); "
+                                         "the weights were not updated and the last checkpoint is intact: lower "
+                                         "optimizer.lr or enable train.clip_grad, then --resume")
         self._write_metrics(loss_dict, data_time)
         # the window-smoothed total_loss of detectron2's writers cannot compare two runs iteration by iteration
         get_event_storage().put_scalar("total_loss_unsmoothed", losses.item(), smoothing_hint=False)

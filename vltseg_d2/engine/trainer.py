@@ -60,7 +60,7 @@ class Trainer(DefaultTrainer):
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = SafeCheckpointer(model, cfg.train.output_dir, strict=cfg.train.get("strict_load", True),
                                              trainer=weakref.proxy(self))
-        test_dataset_names(cfg)  # an unknown evaluation dataset fails now, not after hours of training
+        evaluation_dataset_names(cfg)  # an unknown evaluation dataset fails now, not after hours of training
         self.start_iter = 0
         self.max_iter = cfg.train.max_iter
         self.register_hooks(self.build_hooks())
@@ -157,7 +157,7 @@ class Trainer(DefaultTrainer):
         the first is evaluated); print the cross-domain table, then save it as
         ``cross_domain.{json,md}`` in ``output_dir`` (default ``train.output_dir/eval``).
         ``source`` (the evaluated checkpoint) is recorded in the JSON."""
-        names = test_dataset_names(cfg)
+        names = evaluation_dataset_names(cfg)
         folder = output_dir or os.path.join(cfg.train.output_dir, "eval")
         results = OrderedDict()
         for name in names:
@@ -174,7 +174,7 @@ class Trainer(DefaultTrainer):
         return results
 
 
-def test_dataset_names(cfg) -> list:
+def evaluation_dataset_names(cfg) -> list:
     """``dataloader.test_datasets`` as a list (a single name is accepted as a string), each one
     registered; an unknown name is an error naming it and the closest registered ones."""
     names = cfg.dataloader.test_datasets

@@ -22,24 +22,26 @@ import torch.nn.functional as F
 from timm.models.eva import checkpoint_filter_fn as eva_filter
 from timm.models.vision_transformer import checkpoint_filter_fn as vit_filter
 
+from ...utils.safe_load import CheckpointError, load_tensor_checkpoint
+
 logger = logging.getLogger(__name__)
 
 _WRAPPERS = ("model_ema", "model", "module", "state_dict")
 
 
-class WeightsMismatchError(RuntimeError):
+class WeightsMismatchError(CheckpointError):
     pass
 
 
 def read_checkpoint(path) -> dict:
     """``torch.load(weights_only=True)`` with the usual wrapper keys removed."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_tensor_checkpoint(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"pretrained file {path} does not exist (set the path in the config, "
                                 "e.g. model.backbone.pretrained=/path/to/file)") from None
-    except Exception as e:
-        raise WeightsMismatchError(f"cannot read {path} as a PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    except CheckpointError as e:
+        raise WeightsMismatchError(str(e)) from None
     for key in _WRAPPERS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

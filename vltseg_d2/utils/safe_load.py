@@ -16,6 +16,7 @@ are read.
 """
 import io
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Dict
@@ -128,10 +129,10 @@ def load_tensor_checkpoint(path):
     except FileNotFoundError:
         raise FileNotFoundError(f"checkpoint {path} does not exist") from None
     except pickle.UnpicklingError as e:
-        first = str(e).split("\n")
-        culprit = next((line.strip() for line in first if "GLOBAL" in line or "Unsupported" in line), first[0][:200])
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        culprit = f"it pickles {found.group(1)}" if found else str(e).splitlines()[0][:200]
         raise CheckpointReadError(
-            f"{path} refused: it holds pickled Python objects besides tensors ({culprit}); nothing in it was run. "
+            f"{path} refused: {culprit}, not only tensors; nothing in it was run. "
             "Rein/mmengine files: convert them with tools/convert_rein_checkpoint.py") from None
     except Exception as e:
         raise CheckpointReadError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
