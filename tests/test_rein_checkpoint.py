@@ -1,6 +1,5 @@
 """Rein's released checkpoints give the reference model: values, not only names (issue: fidelity)."""
 import importlib.util
-import os
 import subprocess
 import sys
 
@@ -13,6 +12,7 @@ from key_fixtures import read_key_shapes
 from pretrained_files import dinov2_state
 from rein_released import distinct_tensors, released_rein_shapes
 from tiny_models import tiny_model_cfg
+from planted import RunsCode
 
 from vltseg_d2.checkpoint import UnmappedKeyError, convert_rein_state_dict
 from vltseg_d2.checkpoint.rein_mmseg import map_key
@@ -59,16 +59,6 @@ def _converter_main():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
-
-
-class _RunsCode:
-    """Pickles as a call of os.system: loading it must never run it."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 def _tiny_model():
@@ -129,9 +119,9 @@ def test_converted_model_holds_each_source_tensor_where_the_mapping_names_it(tmp
     ckpt = {"meta": {"iter": 40000}, "state_dict": source}
     marker = tmp_path / "code_ran"
     if form == "mmengine_training":
-        ckpt.update(message_hub={"log_scalars": _RunsCode(marker), "runtime_info": {"iter": 40000}},
+        ckpt.update(message_hub={"log_scalars": RunsCode(marker), "runtime_info": {"iter": 40000}},
                     optimizer={"state": {0: {"exp_avg": torch.ones(3)}}, "param_groups": [{"lr": 1e-4}]},
-                    param_schedulers=[{"last_step": 40000, "hook": _RunsCode(marker)}])
+                    param_schedulers=[{"last_step": 40000, "hook": RunsCode(marker)}])
     torch.save(ckpt, tmp_path / "rein.pth")
     _converter_main()([str(tmp_path / "rein.pth"), str(tmp_path / "converted.pth"), "--config-file",
              "tests/configs/rein_tiny.py"])

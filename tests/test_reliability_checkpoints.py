@@ -12,6 +12,7 @@ import torch
 from detectron2.config import LazyConfig, instantiate
 from pretrained_files import dinov2_state
 from tiny_models import tiny_model, tiny_model_cfg
+from planted import RunsCode
 
 from vltseg_d2.checkpoint import CheckpointMismatchError, CheckpointReadError, SafeCheckpointer, load_weights
 from vltseg_d2.checkpoint.io import save_atomic
@@ -22,23 +23,15 @@ from vltseg_d2.engine.preemption import RotatingCheckpointer
 DEMO_CFG = "configs/demo/tiny_synthetic_cpu.py"
 
 
-class _RunsCode:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
 def plant(tmp_path, suffix):
     """A checkpoint that creates ``marker`` if anything unpickles it without restrictions."""
     marker = tmp_path / f"ran{suffix}"
     path = tmp_path / f"evil{suffix}"
     if suffix == ".pkl":  # detectron2 model-zoo layout: numpy arrays
         with open(path, "wb") as f:
-            pickle.dump({"model": {"w": np.zeros(2, np.float32)}, "__author__": "x", "hook": _RunsCode(marker)}, f)
+            pickle.dump({"model": {"w": np.zeros(2, np.float32)}, "__author__": "x", "hook": RunsCode(marker)}, f)
     else:
-        torch.save({"model": {"w": torch.zeros(2)}, "hook": _RunsCode(marker)}, path)
+        torch.save({"model": {"w": torch.zeros(2)}, "hook": RunsCode(marker)}, path)
     return path, marker
 
 

@@ -1,20 +1,12 @@
 """Reading tensors from checkpoints without running pickled code."""
-import os
 import pickle
 
 import numpy as np
 import pytest
 import torch
+from planted import RunsCode
 
 from vltseg_d2.utils.safe_load import CheckpointReadError, IgnoredObject, load_restricted, load_state_dict
-
-
-class _RunsCode:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 class _Custom:  # a class of another framework: rebuilt as an inert placeholder
@@ -26,7 +18,7 @@ class _Custom:  # a class of another framework: rebuilt as an inert placeholder
 def test_tensors_are_kept_and_other_objects_never_run(tmp_path, legacy):
     marker = tmp_path / "ran"
     weights = {"a.weight": torch.arange(6.0).reshape(2, 3), "a.bias": torch.tensor([1.5])}
-    obj = {"state_dict": weights, "meta": {"hook": _RunsCode(marker), "obj": _Custom(), "seed": 3}}
+    obj = {"state_dict": weights, "meta": {"hook": RunsCode(marker), "obj": _Custom(), "seed": 3}}
     torch.save(obj, tmp_path / "ckpt.pth", _use_new_zipfile_serialization=not legacy)
     with open(tmp_path / "ckpt.pth", "rb") as f:  # the file would run code under a plain unpickler
         assert b"system" in f.read()
@@ -40,7 +32,7 @@ def test_tensors_are_kept_and_other_objects_never_run(tmp_path, legacy):
 
 def test_a_model_zoo_pickle_of_numpy_arrays_is_read(tmp_path):
     marker = tmp_path / "ran"
-    blobs = {"conv.weight": np.arange(4, dtype=np.float32).reshape(2, 2), "evil": _RunsCode(marker)}
+    blobs = {"conv.weight": np.arange(4, dtype=np.float32).reshape(2, 2), "evil": RunsCode(marker)}
     with open(tmp_path / "model.pkl", "wb") as f:
         pickle.dump({"model": blobs, "__author__": "zoo"}, f)
     state = load_state_dict(tmp_path / "model.pkl")
