@@ -127,6 +127,13 @@ def test_vit_large_builds_on_meta_with_the_released_trainable_count():
     assert bb.vit.pos_embed.device.type == "meta"
 
 
+def loaded_backbone(*args, **kwargs):
+    """A backbone with its ``pretrained`` weights loaded, as the trainer does when training starts."""
+    bb = ViTBackbone(*args, **kwargs)
+    bb.load_pretrained()
+    return bb
+
+
 def _reference(name, img_size, **kw):
     torch.manual_seed(1)
     return timm.create_model(name, pretrained=False, img_size=img_size, num_classes=0, global_pool="",
@@ -145,7 +152,7 @@ def test_eva_clip_original_layout_loads_and_reproduces_timm(tmp_path):
     tiny_names = {k for k in names if not re.match(r"visual\.blocks\.(\d+)\.", k) or int(k.split(".")[2]) < 4}
     assert {k for k in state if k.startswith("visual.")} == tiny_names  # really the original layout
     torch.save(state, tmp_path / "EVA02_CLIP_tiny.pt")
-    bb = ViTBackbone(EVA, model_kwargs=TINY, img_size=224, patch_size=14, out_indices=(3,), out_strides=(14,),
+    bb = loaded_backbone(EVA, model_kwargs=TINY, img_size=224, patch_size=14, out_indices=(3,), out_strides=(14,),
                      pretrained=str(tmp_path / "EVA02_CLIP_tiny.pt"))
     x = torch.randn(1, 3, 224, 224)
     expected = ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0]
@@ -157,7 +164,7 @@ def test_dinov2_original_layout_loads_and_reproduces_timm(tmp_path, registers):
     name = "vit_small_patch14_reg4_dinov2" if registers else DINO
     ref = _reference(name, 518)
     torch.save({"model": dinov2_state(ref)} if registers else dinov2_state(ref), tmp_path / "dinov2.pth")
-    bb = ViTBackbone(name, model_kwargs=TINY, img_size=518, patch_size=14, out_indices=(3,), out_strides=(14,),
+    bb = loaded_backbone(name, model_kwargs=TINY, img_size=518, patch_size=14, out_indices=(3,), out_strides=(14,),
                      pretrained=str(tmp_path / "dinov2.pth"))
     x = torch.randn(1, 3, 518, 518)
     expected = ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0]
@@ -168,14 +175,14 @@ def test_patch_14_to_16_is_the_rein_bicubic_recipe(tmp_path):
     ref = _reference(DINO, 518)
     state = dinov2_state(ref)
     torch.save(state, tmp_path / "dinov2.pth")
-    bb = ViTBackbone(DINO, model_kwargs=TINY, img_size=512, patch_size=16, out_indices=(3,), out_strides=(16,),
+    bb = loaded_backbone(DINO, model_kwargs=TINY, img_size=512, patch_size=16, out_indices=(3,), out_strides=(16,),
                      pretrained=str(tmp_path / "dinov2.pth"))
     kernel = F.interpolate(state["patch_embed.proj.weight"], size=(16, 16), mode="bicubic", align_corners=False)
     torch.testing.assert_close(bb.vit.patch_embed.proj.weight, kernel)
     grid = state["pos_embed"][:, 1:].reshape(1, 37, 37, 64).permute(0, 3, 1, 2)
     grid = F.interpolate(grid, size=(32, 32), mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(1, -1, 64)
     torch.testing.assert_close(bb.vit.pos_embed, torch.cat([state["pos_embed"][:, :1], grid], 1))
-    timm_bb = ViTBackbone(DINO, model_kwargs=TINY, img_size=512, patch_size=16, out_indices=(3,), out_strides=(16,),
+    timm_bb = loaded_backbone(DINO, model_kwargs=TINY, img_size=512, patch_size=16, out_indices=(3,), out_strides=(16,),
                           pretrained=str(tmp_path / "dinov2.pth"),
                           patch_resample="timm")
     assert not torch.allclose(timm_bb.vit.patch_embed.proj.weight, kernel)
@@ -184,13 +191,13 @@ def test_patch_14_to_16_is_the_rein_bicubic_recipe(tmp_path):
 def test_a_checkpoint_of_another_model_is_rejected_by_name(tmp_path):
     torch.save(dinov2_state(_reference(DINO, 518)), tmp_path / "dinov2.pth")
     with pytest.raises(WeightsMismatchError, match=r"another shape.*blocks\.0"):
-        ViTBackbone(DINO, model_kwargs=dict(embed_dim=32, depth=4, num_heads=4), img_size=518, patch_size=14, out_indices=(3,), out_strides=(16,),
+        loaded_backbone(DINO, model_kwargs=dict(embed_dim=32, depth=4, num_heads=4), img_size=518, patch_size=14, out_indices=(3,), out_strides=(16,),
                     pretrained=str(tmp_path / "dinov2.pth"))
     with pytest.raises(WeightsMismatchError, match=r"absent from the file \(blocks\.4"):
-        ViTBackbone(DINO, model_kwargs=dict(embed_dim=64, depth=6, num_heads=4), img_size=518, patch_size=14,
+        loaded_backbone(DINO, model_kwargs=dict(embed_dim=64, depth=6, num_heads=4), img_size=518, patch_size=14,
                     out_indices=(5,), out_strides=(16,), pretrained=str(tmp_path / "dinov2.pth"))
     with pytest.raises(FileNotFoundError, match="model.backbone.pretrained"):
-        ViTBackbone(DINO, model_kwargs=TINY, out_indices=(3,), out_strides=(16,), pretrained=str(tmp_path / "nope.pth"))
+        loaded_backbone(DINO, model_kwargs=TINY, out_indices=(3,), out_strides=(16,), pretrained=str(tmp_path / "nope.pth"))
 
 
 @pytest.mark.parametrize("layout", ["timm", "open_clip"])
@@ -201,7 +208,38 @@ def test_timm_and_open_clip_state_dicts_load(tmp_path, layout):
         state = {"visual.trunk." + k: v for k, v in state.items()}
         state["visual.head.proj.weight"] = torch.randn(8, 64)
     torch.save(state, tmp_path / "w.pth")
-    bb = ViTBackbone(EVA, model_kwargs=TINY, img_size=224, patch_size=14, out_indices=(3,), out_strides=(14,),
+    bb = loaded_backbone(EVA, model_kwargs=TINY, img_size=224, patch_size=14, out_indices=(3,), out_strides=(14,),
                      pretrained=str(tmp_path / "w.pth"))
     x = torch.randn(1, 3, 224, 224)
     torch.testing.assert_close(_last_block(bb, x), ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0])
+
+
+def _hub_cache(root, repo, files):
+    """A Hugging Face hub cache in its on-disk layout: models--org--name/{refs/main,snapshots/<rev>/...}."""
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    folder = root / ("models--" + repo.replace("/", "--"))
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(revision)
+    snapshot = folder / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    for name, write in files.items():
+        write(snapshot / name)
+    return root
+
+
+@pytest.mark.parametrize("prefix", ["", "hf-hub:"])
+def test_weights_by_hub_id_come_from_the_cache_offline(tmp_path, monkeypatch, prefix):
+    import huggingface_hub.constants as hub
+    from safetensors.torch import save_file
+
+    ref = _reference(DINO, 518)
+    state = {k: v.contiguous() for k, v in ref.state_dict().items()}
+    cache = _hub_cache(tmp_path, "timm/vit_small_patch14_dinov2.tiny", {"model.safetensors": lambda p: save_file(state, str(p))})
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    bb = loaded_backbone(DINO, model_kwargs=TINY, img_size=518, patch_size=14, out_indices=(3,), out_strides=(14,),
+                         pretrained=prefix + "timm/vit_small_patch14_dinov2.tiny")
+    x = torch.randn(1, 3, 518, 518)
+    torch.testing.assert_close(_last_block(bb, x), ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0])
+    with pytest.raises(FileNotFoundError, match="cannot get timm/not_cached_model from the Hugging Face hub or its cache"):
+        loaded_backbone(DINO, model_kwargs=TINY, out_indices=(3,), out_strides=(16,), pretrained="timm/not_cached_model")

@@ -16,7 +16,6 @@ from planted import RunsCode
 
 from vltseg_d2.checkpoint import CheckpointMismatchError, CheckpointReadError, SafeCheckpointer, load_weights
 from vltseg_d2.checkpoint.io import save_atomic
-from vltseg_d2.checkpoint.trainable import save_trainable
 from vltseg_d2.engine import eval_output_dir
 from vltseg_d2.engine.preemption import RotatingCheckpointer
 
@@ -99,19 +98,22 @@ def test_a_checkpoint_of_another_config_is_an_error_unless_opted_out(tmp_path):
     assert torch.equal(after["sem_seg_head.predictor.class_embed.weight"], before["sem_seg_head.predictor.class_embed.weight"])
 
 
-def test_weights_from_the_backbone_file_may_be_absent(tmp_path):
-    """A trainable-only (Rein + head) checkpoint loads strictly into a model whose frozen ViT came
-    from its original file; without that file the same checkpoint is refused."""
+def test_a_checkpoint_without_vit_weights_needs_a_backbone_source(tmp_path):
+    """A converted Rein file (no ViT weights, no recorded source) loads strictly once
+    model.backbone.pretrained names the backbone file; without it the error says what to set."""
     cfg = tiny_model_cfg(img_size=518)
     cfg.backbone.patch_size = 14
     trained = instantiate(cfg)
     torch.save(dinov2_state(trained.backbone.vit), tmp_path / "dinov2.pth")
-    save_trainable(trained, tmp_path / "rein_head.pth")
-    cfg.backbone.pretrained = str(tmp_path / "dinov2.pth")
-    load_weights(instantiate(cfg), str(tmp_path / "rein_head.pth"))
-    cfg.backbone.pretrained = None
-    with pytest.raises(CheckpointMismatchError, match=r"missing \(backbone\.vit\."):
+    torch.save({"model": {k: v for k, v in trained.state_dict().items() if not k.startswith("backbone.vit.")}},
+               tmp_path / "rein_head.pth")
+    with pytest.raises(CheckpointMismatchError, match="set model.backbone.pretrained"):
         load_weights(instantiate(cfg), str(tmp_path / "rein_head.pth"))
+    cfg.backbone.pretrained = str(tmp_path / "dinov2.pth")
+    model = instantiate(cfg)
+    load_weights(model, str(tmp_path / "rein_head.pth"))
+    assert model.backbone.loaded_from == str(tmp_path / "dinov2.pth")
+    torch.testing.assert_close(model.backbone.vit.cls_token, trained.backbone.vit.cls_token)
 
 
 def test_eval_folders_never_replace_another_checkpoints_table(tmp_path):

@@ -35,8 +35,9 @@ def main(argv=None):
         parser.error(str(e))
     cfg.model.backbone.pretrained = args.input
     cfg.model.backbone.rein = None
+    backbone = instantiate(cfg.model.backbone)
     try:
-        backbone = instantiate(cfg.model.backbone)
+        backbone.load_pretrained()
     except (FileNotFoundError, WeightsMismatchError) as e:
         sys.exit(f"error: {e}")
     state = {"backbone." + k: v for k, v in backbone.state_dict().items()}

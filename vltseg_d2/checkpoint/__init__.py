@@ -2,4 +2,3 @@ from .checkpointer import CheckpointMismatchError, SafeCheckpointer, load_weight
 from .io import save_atomic  # noqa: F401
 from .rein_mmseg import UnmappedKeyError, convert_rein_state_dict  # noqa: F401
 from ..utils.safe_load import CheckpointError, CheckpointReadError  # noqa: F401
-from .trainable import load_trainable, save_trainable, trainable_state_dict  # noqa: F401

@@ -5,8 +5,12 @@
   (detectron2 ``pickle.load``s them, which runs any code the file carries).
 - Loading is strict when asked: a checkpoint of another configuration is an error listing the
   first keys and shapes, instead of hundreds of "Skip loading parameter" lines and a model that
-  predicts noise. Weights the backbone read from its original file (``model.backbone.pretrained``)
-  may be absent: trainable-only and converted Rein files do not repeat them.
+  predicts noise.
+- Frozen backbones are not repeated: with a frozen ViT loaded from its original file, checkpoints
+  hold what was trained (Rein + head, optimizer, scheduler, iteration) plus the identity of the
+  frozen weights (``frozen_backbone``: source and content hash). A checkpoint without ViT weights
+  (these, trainable-only files, converted Rein files) gets them from ``model.backbone.pretrained``
+  (or the recorded source) before loading, and a different frozen backbone is refused by name.
 - Saving writes under a temporary name and renames, so a crash, SIGKILL or a full disk never
   leaves a truncated ``model_*.pth`` or ``last_checkpoint``; leftovers of a killed save are
   removed when the checkpointer starts.
@@ -28,13 +32,19 @@ class CheckpointMismatchError(CheckpointError):
     pass
 
 
-def _frozen_pretrained_keys(model) -> set:
-    """Model keys that came from the backbone's original file at construction."""
+VIT_PREFIX = "backbone.vit."
+
+
+def _vit_backbone(model):
+    """The model's :class:`ViTBackbone` (anything with ``vit`` and ``load_pretrained``), or None."""
     model = model.module if isinstance(model, DistributedDataParallel) else model
     backbone = getattr(model, "backbone", None)
-    if not getattr(backbone, "pretrained", None) or not hasattr(backbone, "vit"):
-        return set()
-    return {"backbone.vit." + k for k in backbone.vit.state_dict()}
+    return backbone if hasattr(backbone, "vit") and hasattr(backbone, "load_pretrained") else None
+
+
+def _compact(backbone) -> bool:
+    """Checkpoints leave out the ViT when it is frozen and came from a named source."""
+    return backbone is not None and backbone.freeze and backbone.loaded_from is not None
 
 
 class SafeCheckpointer(DetectionCheckpointer):
@@ -77,14 +87,34 @@ class SafeCheckpointer(DetectionCheckpointer):
         return load_tensor_checkpoint(f)
 
     def _load_model(self, checkpoint):
+        state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in checkpoint["model"].items()}
+        backbone = _vit_backbone(self.model)
+        from_source = backbone is not None and not any(k.startswith(VIT_PREFIX) for k in state)
+        if from_source:
+            self._frozen_weights_for(backbone, checkpoint.get("frozen_backbone"))
         if self.strict:
-            self._check_fits(checkpoint["model"])
+            self._check_fits(state, {k for k in self.model.state_dict() if k.startswith(VIT_PREFIX)} if from_source else set())
         return super()._load_model(checkpoint)
 
-    def _check_fits(self, state: dict):
-        own = self.model.module.state_dict() if isinstance(self.model, DistributedDataParallel) else self.model.state_dict()
-        state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-        missing = sorted(own.keys() - state.keys() - _frozen_pretrained_keys(self.model))
+    @staticmethod
+    def _frozen_weights_for(backbone, identity):
+        """Load the ViT a checkpoint without ViT weights was trained on, and check it is that one."""
+        if backbone.loaded_from is None:
+            source = backbone.pretrained or (identity or {}).get("source")
+            if not source:
+                raise CheckpointMismatchError(
+                    "it holds no ViT weights (a Rein or trainable-only checkpoint) and none are configured: "
+                    "set model.backbone.pretrained to the original backbone file or hub id")
+            backbone.load_pretrained(source)
+        if identity and identity.get("sha256") != backbone.frozen_identity()["sha256"]:
+            raise CheckpointMismatchError(
+                f"it was trained on the frozen backbone {identity.get('source')} (sha256 {identity.get('sha256', '')[:12]}), "
+                f"but {backbone.loaded_from} holds other weights (sha256 {backbone.frozen_identity()['sha256'][:12]}): "
+                "set model.backbone.pretrained to the file it was trained with")
+
+    def _check_fits(self, state: dict, provided: set):
+        own = self.model.state_dict()
+        missing = sorted(own.keys() - state.keys() - provided)
         unexpected = sorted(state.keys() - own.keys())
         wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
                  for k in sorted(own.keys() & state.keys()) if hasattr(state[k], "shape")
@@ -107,7 +137,13 @@ class SafeCheckpointer(DetectionCheckpointer):
     def save(self, name, **kwargs):
         if not self.save_dir or not self.save_to_disk:
             return
-        data = {"model": self.model.state_dict(), **{k: o.state_dict() for k, o in self.checkpointables.items()}}
+        model_state = self.model.state_dict()
+        backbone = _vit_backbone(self.model)
+        data = {}
+        if _compact(backbone):
+            model_state = {k: v for k, v in model_state.items() if not k.startswith(VIT_PREFIX)}
+            data["frozen_backbone"] = backbone.frozen_identity()
+        data.update(model=model_state, **{k: o.state_dict() for k, o in self.checkpointables.items()})
         data.update(kwargs)
         path = os.path.join(self.save_dir, f"{name}.pth")
         self.logger.info(f"Saving checkpoint to {path}")

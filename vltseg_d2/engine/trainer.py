@@ -67,7 +67,12 @@ class Trainer(DefaultTrainer):
 
     def resume_or_load(self, resume=True):
         """Resume from the last checkpoint in ``train.output_dir`` if ``resume`` and one exists,
-        else load ``train.init_checkpoint`` (weights only) and start at iteration 0."""
+        else start at iteration 0 from the backbone's original weights (``model.backbone.pretrained``)
+        and then ``train.init_checkpoint`` (weights only) if set."""
+        if not (resume and self.checkpointer.has_checkpoint()):
+            backbone = getattr(self.checkpointer.model, "backbone", None)
+            if getattr(backbone, "pretrained", None) and hasattr(backbone, "load_pretrained"):
+                backbone.load_pretrained()
         self.checkpointer.resume_or_load(self.cfg.train.init_checkpoint, resume=resume)
         if resume and self.checkpointer.has_checkpoint():
             self.start_iter = self.iter + 1

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .rein import Reins
-from .weights import load_vit_weights
+from .weights import load_vit_weights, state_sha256
 
 
 class ViTBackbone(Backbone):
@@ -36,7 +36,9 @@ class ViTBackbone(Backbone):
         freeze: freeze every ViT weight (kept in eval mode); Rein parameters stay trainable.
         rein: a :class:`Reins` module inserted after every block, or ``None``.
         grad_checkpointing: recompute each block in the backward pass to save memory.
-        pretrained: path of an original checkpoint to load at construction (see ``weights.py``).
+        pretrained: the original weights, a local file or a hub id (see ``weights.py``). Building
+            the model never reads it: the trainer loads it when training starts from scratch, and
+            loading a checkpoint that does not hold the ViT (a Rein checkpoint) loads it first.
         patch_resample: "bicubic" (Rein recipe) or "timm" (pseudo-inverse) for kernel resizing.
         size_divisibility: padding the meta-architecture applies to batches.
     """
@@ -76,12 +78,27 @@ class ViTBackbone(Backbone):
         self._out_features = [f"res{int(math.log2(s))}" for s in out_strides]
         self._out_feature_strides = dict(zip(self._out_features, out_strides))
         self._out_feature_channels = {f: self.embed_dim for f in self._out_features}
-        self.pretrained = pretrained  # checkpoints may leave out what this file provides
-        if pretrained:
-            load_vit_weights(self, pretrained, patch_resample=patch_resample)
+        self.pretrained, self.patch_resample = pretrained, patch_resample
+        self.loaded_from = None  # the source whose weights the ViT holds, once loaded
+        self._identity = None
         if freeze:
             self.vit.requires_grad_(False)
             self.vit.eval()
+
+    def load_pretrained(self, source: Optional[str] = None):
+        """Load the original weights (``source``, default ``self.pretrained``) into the ViT."""
+        source = source or self.pretrained
+        if not source:
+            raise FileNotFoundError("no pretrained weights to load: set model.backbone.pretrained to the original "
+                                    "file or a hub id")
+        load_vit_weights(self, source, patch_resample=self.patch_resample)
+        self.loaded_from, self._identity = source, None
+
+    def frozen_identity(self) -> dict:
+        """Which frozen weights this ViT holds: their source and a content hash (computed once)."""
+        if self._identity is None:
+            self._identity = {"source": self.loaded_from, "sha256": state_sha256(self.vit)}
+        return self._identity
 
     @property
     def size_divisibility(self):

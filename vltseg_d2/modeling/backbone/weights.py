@@ -1,4 +1,9 @@
-"""Load original released ViT files into a :class:`ViTBackbone`'s timm model, from a local path.
+"""Load original released ViT files into a :class:`ViTBackbone`'s timm model.
+
+Sources: a local file, or a Hugging Face hub model id (``timm/vit_large_patch14_dinov2.lvd142m``,
+``hf-hub:timm/eva02_large_patch14_clip_224.merged2b``) fetched through ``huggingface_hub`` into its
+cache (``HF_HUB_CACHE``; ``HF_HUB_OFFLINE=1`` uses only the cache). ``.safetensors`` files are read
+with timm's ``load_state_dict``, ``.pth``/``.pt`` files as tensors only.
 
 Handles EVA-CLIP's ``EVA02_CLIP_L_psz14_s4B.pt`` (vision tower under ``visual.``, separate q/k/v),
 DINOv2's ``dinov2_vitl14_pretrain.pth`` (with or without registers), timm and open_clip state dicts.
@@ -14,11 +19,14 @@ A checkpoint that does not fit the model (a tensor of another shape, or model we
 raises :class:`WeightsMismatchError` naming the keys, instead of loading partially. Keys of the
 file the model has no use for (CLIP projection, final norm, mask token) are reported in the log.
 """
+import hashlib
 import logging
 import math
+import os
 
 import torch
 import torch.nn.functional as F
+from timm.models import load_state_dict as timm_load_state_dict
 from timm.models.eva import checkpoint_filter_fn as eva_filter
 from timm.models.vision_transformer import checkpoint_filter_fn as vit_filter
 
@@ -33,13 +41,39 @@ class WeightsMismatchError(CheckpointError):
     pass
 
 
+HUB_FILES = ("model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+
+
+def resolve_source(source: str) -> str:
+    """A local path, or the cached download of a hub model id; raises naming what was tried."""
+    if os.path.exists(source):
+        return source
+    repo = source[len("hf-hub:"):] if source.startswith("hf-hub:") else source
+    if repo.count("/") != 1 or repo.startswith((".", "/")) or os.path.splitext(repo)[1] in (".pth", ".pt", ".bin", ".safetensors"):
+        raise FileNotFoundError(f"pretrained file {source} does not exist (set the path in the config, "
+                                "e.g. model.backbone.pretrained=/path/to/file, or a hub id like timm/vit_large_patch14_dinov2.lvd142m)")
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    errors = []
+    for filename in HUB_FILES:
+        try:
+            return hf_hub_download(repo, filename)
+        except (LocalEntryNotFoundError, OSError) as e:  # offline and not cached, or no network
+            errors.append(f"{filename}: {type(e).__name__}")
+        except EntryNotFoundError:  # the repo has no such file: try the next name
+            continue
+    raise FileNotFoundError(f"cannot get {source} from the Hugging Face hub or its cache ({'; '.join(errors) or 'no weights file'}); "
+                            "download it once with network access, or give a local file")
+
+
 def read_checkpoint(path) -> dict:
-    """``torch.load(weights_only=True)`` with the usual wrapper keys removed."""
+    """The tensors of a local file or hub id, with the usual wrapper keys removed."""
     try:
-        state = load_tensor_checkpoint(path)
+        path = resolve_source(str(path))
+        state = timm_load_state_dict(path) if path.endswith(".safetensors") else load_tensor_checkpoint(path)
     except FileNotFoundError:
-        raise FileNotFoundError(f"pretrained file {path} does not exist (set the path in the config, "
-                                "e.g. model.backbone.pretrained=/path/to/file)") from None
+        raise
     except CheckpointError as e:
         raise WeightsMismatchError(str(e)) from None
     for key in _WRAPPERS:
@@ -107,9 +141,19 @@ def fit_vit_state(state: dict, vit, source, patch_resample: str = "bicubic") -> 
 
 
 def load_vit_weights(backbone, path, patch_resample: str = "bicubic") -> int:
-    """Load ``path`` into ``backbone.vit``; raise if it is a checkpoint of another model.
-    Returns the number of tensors loaded."""
+    """Load ``path`` (a file or hub id) into ``backbone.vit``; raise if it is a checkpoint of
+    another model. Returns the number of tensors loaded."""
     fitted = fit_vit_state(read_checkpoint(path), backbone.vit, path, patch_resample)
     backbone.vit.load_state_dict(fitted, strict=True)
     logger.info(f"loaded {len(fitted)} tensors into the ViT from {path}")
     return len(fitted)
+
+
+def state_sha256(module) -> str:
+    """A content hash of a module's tensors (names, dtypes, shapes, bytes), in key order."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
