@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vltseg_d2-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo clean-venv
+.PHONY: install test format demo clean-venv
 
 install: $(STAMP)
 
@@ -17,8 +17,15 @@ $(STAMP): setup.py tools/install_detectron2.py
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# lint and format check first (seconds), then the tests
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS) tests
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # detectron2 imports trigger a torch.jit deprecation warning per process: keep the demo's output readable
 demo: $(STAMP)

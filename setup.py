@@ -1,9 +1,12 @@
 from setuptools import find_packages, setup
 
+EXPORT = ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"]  # tools/export_onnx.py
+
 setup(
     name="vltseg_d2",
     version="0.1.0",
     description="Domain-generalized semantic segmentation (VLTSeg, Rein) on detectron2",
+    license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["vltseg_d2", "vltseg_d2.*"]),
     install_requires=[
@@ -18,9 +21,12 @@ setup(
         "tqdm",
         "tabulate",
         "psutil",
+        "huggingface_hub",  # backbone weights by hub id (timm depends on it too)
+        "safetensors",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist"],
+        "export": EXPORT,
+        "test": ["pytest>=8", "pytest-xdist", "ruff==0.17.5"] + EXPORT,
         "slurm": ["submitit"],
     },
 )

@@ -1,4 +1,5 @@
 """Reading images in tests with the file closed afterwards."""
+
 import numpy as np
 from PIL import Image
 

@@ -1,4 +1,5 @@
 """Reading the key/shape fixtures under tests/fixtures/."""
+
 from pathlib import Path
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

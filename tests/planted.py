@@ -1,4 +1,5 @@
 """A pickled object that runs code when unpickled without restrictions (for refusal tests)."""
+
 import os
 
 

@@ -3,12 +3,19 @@
 Each takes a timm reference model and writes its weights the way the original code names them,
 so loading the file back must reproduce the reference model exactly.
 """
+
 import torch
 
 # timm Eva name -> EVA-CLIP name (the inverse of timm's checkpoint_filter_fn renames)
-_EVA_CLIP_NAMES = (("mlp.norm", "mlp.ffn_ln"), ("attn.norm", "attn.inner_attn_ln"), ("mlp.fc1_g", "mlp.w1"),
-                   ("mlp.fc1_x", "mlp.w2"), ("mlp.fc2", "mlp.w3"), ("attn.q_proj.bias", "attn.q_bias"),
-                   ("attn.v_proj.bias", "attn.v_bias"))
+_EVA_CLIP_NAMES = (
+    ("mlp.norm", "mlp.ffn_ln"),
+    ("attn.norm", "attn.inner_attn_ln"),
+    ("mlp.fc1_g", "mlp.w1"),
+    ("mlp.fc1_x", "mlp.w2"),
+    ("mlp.fc2", "mlp.w3"),
+    ("attn.q_proj.bias", "attn.q_bias"),
+    ("attn.v_proj.bias", "attn.v_bias"),
+)
 
 
 def eva_clip_state(ref) -> dict:

@@ -1,4 +1,5 @@
 """Writers of tiny raw datasets in each original on-disk format (used by the converter tests)."""
+
 import json
 from pathlib import Path
 
@@ -42,17 +43,53 @@ def write_corrupt(path: Path):
 
 
 MAPILLARY_NAMES_BY_ID = {
-    2: "Curb", 3: "Fence", 6: "Wall", 7: "Bike Lane", 8: "Crosswalk - Plain", 9: "Curb Cut", 10: "Parking",
-    11: "Pedestrian Area", 13: "Road", 14: "Service Lane", 15: "Sidewalk", 17: "Building", 19: "Person",
-    20: "Bicyclist", 21: "Motorcyclist", 22: "Other Rider", 23: "Lane Marking - Crosswalk",
-    24: "Lane Marking - General", 27: "Sky", 29: "Terrain", 30: "Vegetation", 44: "Street Light", 45: "Pole",
-    46: "Traffic Sign Frame", 47: "Utility Pole", 48: "Traffic Light", 49: "Traffic Sign (Back)",
-    50: "Traffic Sign (Front)", 52: "Bicycle", 54: "Bus", 55: "Car", 57: "Motorcycle", 58: "On Rails", 61: "Truck",
+    2: "Curb",
+    3: "Fence",
+    6: "Wall",
+    7: "Bike Lane",
+    8: "Crosswalk - Plain",
+    9: "Curb Cut",
+    10: "Parking",
+    11: "Pedestrian Area",
+    13: "Road",
+    14: "Service Lane",
+    15: "Sidewalk",
+    17: "Building",
+    19: "Person",
+    20: "Bicyclist",
+    21: "Motorcyclist",
+    22: "Other Rider",
+    23: "Lane Marking - Crosswalk",
+    24: "Lane Marking - General",
+    27: "Sky",
+    29: "Terrain",
+    30: "Vegetation",
+    44: "Street Light",
+    45: "Pole",
+    46: "Traffic Sign Frame",
+    47: "Utility Pole",
+    48: "Traffic Light",
+    49: "Traffic Sign (Back)",
+    50: "Traffic Sign (Front)",
+    52: "Bicycle",
+    54: "Bus",
+    55: "Car",
+    57: "Motorcycle",
+    58: "On Rails",
+    61: "Truck",
 }
 
 
 def write_mapillary_config(path: Path, names=MAPILLARY_NAMES_BY_ID):
-    labels = [{"name": f"class--{i}", "readable": names.get(i, f"Other Class {i}"), "color": [i, i, i],
-               "instances": False, "evaluate": True} for i in range(66)]
+    labels = [
+        {
+            "name": f"class--{i}",
+            "readable": names.get(i, f"Other Class {i}"),
+            "color": [i, i, i],
+            "instances": False,
+            "evaluate": True,
+        }
+        for i in range(66)
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"labels": labels}))

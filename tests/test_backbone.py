@@ -1,4 +1,5 @@
 """The timm ViT backbone, Rein, and loading of original pretrained files."""
+
 import math
 import re
 
@@ -16,8 +17,15 @@ DINO, EVA = "vit_small_patch14_dinov2", "eva02_large_patch14_clip_224"
 
 
 def tiny_backbone(name=DINO, patch=16, rein=True, **kw):
-    return ViTBackbone(name, model_kwargs=TINY, img_size=64, patch_size=patch, out_indices=(0, 1, 2, 3),
-                       rein=build_rein(4, 64, patch, token_length=10, lora_dim=4, query_dims=32) if rein else None, **kw)
+    return ViTBackbone(
+        name,
+        model_kwargs=TINY,
+        img_size=64,
+        patch_size=patch,
+        out_indices=(0, 1, 2, 3),
+        rein=build_rein(4, 64, patch, token_length=10, lora_dim=4, query_dims=32) if rein else None,
+        **kw,
+    )
 
 
 def test_rein_matches_a_hand_evaluation_of_the_formulas():
@@ -97,7 +105,9 @@ def test_patch16_levels_are_reins_bilinear_neck():
     out = bb(x)
     torch.testing.assert_close(out["res2"], F.interpolate(raw[0], scale_factor=4, mode="bilinear", align_corners=False))
     torch.testing.assert_close(out["res4"], raw[2])
-    torch.testing.assert_close(out["res5"], F.interpolate(raw[3], scale_factor=0.5, mode="bilinear", align_corners=False))
+    torch.testing.assert_close(
+        out["res5"], F.interpolate(raw[3], scale_factor=0.5, mode="bilinear", align_corners=False)
+    )
     assert grid[0].shape[-1] == 4
 
 
@@ -136,8 +146,9 @@ def loaded_backbone(*args, **kwargs):
 
 def _reference(name, img_size, **kw):
     torch.manual_seed(1)
-    return timm.create_model(name, pretrained=False, img_size=img_size, num_classes=0, global_pool="",
-                             dynamic_img_size=True, **TINY, **kw).eval()
+    return timm.create_model(
+        name, pretrained=False, img_size=img_size, num_classes=0, global_pool="", dynamic_img_size=True, **TINY, **kw
+    ).eval()
 
 
 def _last_block(bb, x):
@@ -152,8 +163,15 @@ def test_eva_clip_original_layout_loads_and_reproduces_timm(tmp_path):
     tiny_names = {k for k in names if not re.match(r"visual\.blocks\.(\d+)\.", k) or int(k.split(".")[2]) < 4}
     assert {k for k in state if k.startswith("visual.")} == tiny_names  # really the original layout
     torch.save(state, tmp_path / "EVA02_CLIP_tiny.pt")
-    bb = loaded_backbone(EVA, model_kwargs=TINY, img_size=224, patch_size=14, out_indices=(3,), out_strides=(14,),
-                     pretrained=str(tmp_path / "EVA02_CLIP_tiny.pt"))
+    bb = loaded_backbone(
+        EVA,
+        model_kwargs=TINY,
+        img_size=224,
+        patch_size=14,
+        out_indices=(3,),
+        out_strides=(14,),
+        pretrained=str(tmp_path / "EVA02_CLIP_tiny.pt"),
+    )
     x = torch.randn(1, 3, 224, 224)
     expected = ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0]
     torch.testing.assert_close(_last_block(bb, x), expected)
@@ -164,8 +182,15 @@ def test_dinov2_original_layout_loads_and_reproduces_timm(tmp_path, registers):
     name = "vit_small_patch14_reg4_dinov2" if registers else DINO
     ref = _reference(name, 518)
     torch.save({"model": dinov2_state(ref)} if registers else dinov2_state(ref), tmp_path / "dinov2.pth")
-    bb = loaded_backbone(name, model_kwargs=TINY, img_size=518, patch_size=14, out_indices=(3,), out_strides=(14,),
-                     pretrained=str(tmp_path / "dinov2.pth"))
+    bb = loaded_backbone(
+        name,
+        model_kwargs=TINY,
+        img_size=518,
+        patch_size=14,
+        out_indices=(3,),
+        out_strides=(14,),
+        pretrained=str(tmp_path / "dinov2.pth"),
+    )
     x = torch.randn(1, 3, 518, 518)
     expected = ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0]
     torch.testing.assert_close(_last_block(bb, x), expected)
@@ -175,29 +200,61 @@ def test_patch_14_to_16_is_the_rein_bicubic_recipe(tmp_path):
     ref = _reference(DINO, 518)
     state = dinov2_state(ref)
     torch.save(state, tmp_path / "dinov2.pth")
-    bb = loaded_backbone(DINO, model_kwargs=TINY, img_size=512, patch_size=16, out_indices=(3,), out_strides=(16,),
-                     pretrained=str(tmp_path / "dinov2.pth"))
+    bb = loaded_backbone(
+        DINO,
+        model_kwargs=TINY,
+        img_size=512,
+        patch_size=16,
+        out_indices=(3,),
+        out_strides=(16,),
+        pretrained=str(tmp_path / "dinov2.pth"),
+    )
     kernel = F.interpolate(state["patch_embed.proj.weight"], size=(16, 16), mode="bicubic", align_corners=False)
     torch.testing.assert_close(bb.vit.patch_embed.proj.weight, kernel)
     grid = state["pos_embed"][:, 1:].reshape(1, 37, 37, 64).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid, size=(32, 32), mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(1, -1, 64)
+    grid = (
+        F.interpolate(grid, size=(32, 32), mode="bicubic", align_corners=False).permute(0, 2, 3, 1).reshape(1, -1, 64)
+    )
     torch.testing.assert_close(bb.vit.pos_embed, torch.cat([state["pos_embed"][:, :1], grid], 1))
-    timm_bb = loaded_backbone(DINO, model_kwargs=TINY, img_size=512, patch_size=16, out_indices=(3,), out_strides=(16,),
-                          pretrained=str(tmp_path / "dinov2.pth"),
-                          patch_resample="timm")
+    timm_bb = loaded_backbone(
+        DINO,
+        model_kwargs=TINY,
+        img_size=512,
+        patch_size=16,
+        out_indices=(3,),
+        out_strides=(16,),
+        pretrained=str(tmp_path / "dinov2.pth"),
+        patch_resample="timm",
+    )
     assert not torch.allclose(timm_bb.vit.patch_embed.proj.weight, kernel)
 
 
 def test_a_checkpoint_of_another_model_is_rejected_by_name(tmp_path):
     torch.save(dinov2_state(_reference(DINO, 518)), tmp_path / "dinov2.pth")
     with pytest.raises(WeightsMismatchError, match=r"another shape.*blocks\.0"):
-        loaded_backbone(DINO, model_kwargs=dict(embed_dim=32, depth=4, num_heads=4), img_size=518, patch_size=14, out_indices=(3,), out_strides=(16,),
-                    pretrained=str(tmp_path / "dinov2.pth"))
+        loaded_backbone(
+            DINO,
+            model_kwargs=dict(embed_dim=32, depth=4, num_heads=4),
+            img_size=518,
+            patch_size=14,
+            out_indices=(3,),
+            out_strides=(16,),
+            pretrained=str(tmp_path / "dinov2.pth"),
+        )
     with pytest.raises(WeightsMismatchError, match=r"absent from the file \(blocks\.4"):
-        loaded_backbone(DINO, model_kwargs=dict(embed_dim=64, depth=6, num_heads=4), img_size=518, patch_size=14,
-                    out_indices=(5,), out_strides=(16,), pretrained=str(tmp_path / "dinov2.pth"))
+        loaded_backbone(
+            DINO,
+            model_kwargs=dict(embed_dim=64, depth=6, num_heads=4),
+            img_size=518,
+            patch_size=14,
+            out_indices=(5,),
+            out_strides=(16,),
+            pretrained=str(tmp_path / "dinov2.pth"),
+        )
     with pytest.raises(FileNotFoundError, match="model.backbone.pretrained"):
-        loaded_backbone(DINO, model_kwargs=TINY, out_indices=(3,), out_strides=(16,), pretrained=str(tmp_path / "nope.pth"))
+        loaded_backbone(
+            DINO, model_kwargs=TINY, out_indices=(3,), out_strides=(16,), pretrained=str(tmp_path / "nope.pth")
+        )
 
 
 @pytest.mark.parametrize("layout", ["timm", "open_clip"])
@@ -208,10 +265,19 @@ def test_timm_and_open_clip_state_dicts_load(tmp_path, layout):
         state = {"visual.trunk." + k: v for k, v in state.items()}
         state["visual.head.proj.weight"] = torch.randn(8, 64)
     torch.save(state, tmp_path / "w.pth")
-    bb = loaded_backbone(EVA, model_kwargs=TINY, img_size=224, patch_size=14, out_indices=(3,), out_strides=(14,),
-                     pretrained=str(tmp_path / "w.pth"))
+    bb = loaded_backbone(
+        EVA,
+        model_kwargs=TINY,
+        img_size=224,
+        patch_size=14,
+        out_indices=(3,),
+        out_strides=(14,),
+        pretrained=str(tmp_path / "w.pth"),
+    )
     x = torch.randn(1, 3, 224, 224)
-    torch.testing.assert_close(_last_block(bb, x), ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0])
+    torch.testing.assert_close(
+        _last_block(bb, x), ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0]
+    )
 
 
 def _hub_cache(root, repo, files):
@@ -234,12 +300,27 @@ def test_weights_by_hub_id_come_from_the_cache_offline(tmp_path, monkeypatch, pr
 
     ref = _reference(DINO, 518)
     state = {k: v.contiguous() for k, v in ref.state_dict().items()}
-    cache = _hub_cache(tmp_path, "timm/vit_small_patch14_dinov2.tiny", {"model.safetensors": lambda p: save_file(state, str(p))})
+    cache = _hub_cache(
+        tmp_path, "timm/vit_small_patch14_dinov2.tiny", {"model.safetensors": lambda p: save_file(state, str(p))}
+    )
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
-    bb = loaded_backbone(DINO, model_kwargs=TINY, img_size=518, patch_size=14, out_indices=(3,), out_strides=(14,),
-                         pretrained=prefix + "timm/vit_small_patch14_dinov2.tiny")
+    bb = loaded_backbone(
+        DINO,
+        model_kwargs=TINY,
+        img_size=518,
+        patch_size=14,
+        out_indices=(3,),
+        out_strides=(14,),
+        pretrained=prefix + "timm/vit_small_patch14_dinov2.tiny",
+    )
     x = torch.randn(1, 3, 518, 518)
-    torch.testing.assert_close(_last_block(bb, x), ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0])
-    with pytest.raises(FileNotFoundError, match="cannot get timm/not_cached_model from the Hugging Face hub or its cache"):
-        loaded_backbone(DINO, model_kwargs=TINY, out_indices=(3,), out_strides=(16,), pretrained="timm/not_cached_model")
+    torch.testing.assert_close(
+        _last_block(bb, x), ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0]
+    )
+    with pytest.raises(
+        FileNotFoundError, match="cannot get timm/not_cached_model from the Hugging Face hub or its cache"
+    ):
+        loaded_backbone(
+            DINO, model_kwargs=TINY, out_indices=(3,), out_strides=(16,), pretrained="timm/not_cached_model"
+        )

@@ -1,4 +1,5 @@
 """Compact checkpoints for frozen backbones, weights read when training starts, full-model export."""
+
 import os
 import subprocess
 import sys
@@ -44,7 +45,10 @@ def test_frozen_backbone_checkpoints_hold_what_was_trained_and_reload_exactly(tm
     saved = torch.load(tmp_path / "run" / "model_final.pth", weights_only=True)
     assert not any(k.startswith("backbone.vit.") for k in saved["model"])
     assert set(saved["model"]) == {k for k, p in trained.named_parameters() if p.requires_grad}
-    assert saved["frozen_backbone"]["source"] == str(tmp_path / "dinov2.pth") and len(saved["frozen_backbone"]["sha256"]) == 64
+    assert (
+        saved["frozen_backbone"]["source"] == str(tmp_path / "dinov2.pth")
+        and len(saved["frozen_backbone"]["sha256"]) == 64
+    )
 
     fresh = instantiate(cfg)  # --eval-only / demo: the backbone file is read because the checkpoint names it
     load_weights(fresh, str(tmp_path / "run" / "model_final.pth"))
@@ -59,7 +63,9 @@ def test_a_different_frozen_backbone_is_refused_by_name(tmp_path):
     other["blocks.0.attn.qkv.weight"] = other["blocks.0.attn.qkv.weight"] + 1e-3
     torch.save(other, tmp_path / "other_dinov2.pth")
     cfg.backbone.pretrained = str(tmp_path / "other_dinov2.pth")
-    with pytest.raises(CheckpointMismatchError, match=r"trained on the frozen backbone .*dinov2\.pth.*other_dinov2\.pth"):
+    with pytest.raises(
+        CheckpointMismatchError, match=r"trained on the frozen backbone .*dinov2\.pth.*other_dinov2\.pth"
+    ):
         load_weights(instantiate(cfg), str(tmp_path / "model_final.pth"))
 
 
@@ -67,10 +73,23 @@ def test_full_finetuning_keeps_full_checkpoints_and_export_writes_one_file(tmp_p
     cfg, trained = _trained_rein(tmp_path)
     SafeCheckpointer(trained, str(tmp_path)).save("compact")
     exported = tmp_path / "full.pth"
-    result = subprocess.run([sys.executable, "tools/export_full_model.py", "--config-file", "tests/configs/rein_tiny.py",
-                             str(tmp_path / "compact.pth"), str(exported), "model.backbone.img_size=518",
-                             "model.backbone.patch_size=14", f"model.backbone.pretrained={tmp_path / 'dinov2.pth'}"],
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": "tests"}, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "tools/export_full_model.py",
+            "--config-file",
+            "tests/configs/rein_tiny.py",
+            str(tmp_path / "compact.pth"),
+            str(exported),
+            "model.backbone.img_size=518",
+            "model.backbone.patch_size=14",
+            f"model.backbone.pretrained={tmp_path / 'dinov2.pth'}",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": "tests"},
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     cfg.backbone.pretrained = None  # the exported file needs no backbone file
     alone = instantiate(cfg)
@@ -92,9 +111,14 @@ def test_training_reads_the_backbone_file_at_start_and_resumes_from_compact_chec
     cfg.model.backbone.freeze = True
     donor = instantiate(cfg.model.backbone)
     torch.save(dinov2_state(donor.vit), tmp_path / "dinov2.pth")
-    common = [f"train.output_dir={tmp_path / 'run'}", "model.backbone.freeze=True", "train.checkpointer.period=2",
-              f"model.backbone.pretrained={tmp_path / 'dinov2.pth'}", "train.eval_period=0",
-              "dataloader.test_datasets=[synthetic_source_val]"] + FAST
+    common = [
+        f"train.output_dir={tmp_path / 'run'}",
+        "model.backbone.freeze=True",
+        "train.checkpointer.period=2",
+        f"model.backbone.pretrained={tmp_path / 'dinov2.pth'}",
+        "train.eval_period=0",
+        "dataloader.test_datasets=[synthetic_source_val]",
+    ] + FAST
     train_net(["train.max_iter=2"] + common, synthetic_root)
     saved = torch.load(tmp_path / "run" / "model_0000001.pth", weights_only=True)
     assert saved["frozen_backbone"]["source"] == str(tmp_path / "dinov2.pth")

@@ -1,4 +1,5 @@
 """Every config in configs/ instantiates; the small one also runs a forward pass."""
+
 from pathlib import Path
 
 import pytest
@@ -8,14 +9,21 @@ from detectron2.data import DatasetCatalog
 
 from vltseg_d2.modeling import count_parameters
 
-EXPERIMENTS = sorted(str(p) for p in Path("configs").glob("*/*.py") if p.parent.name != "common" and p.name != "__init__.py")
+EXPERIMENTS = sorted(
+    str(p) for p in Path("configs").glob("*/*.py") if p.parent.name != "common" and p.name != "__init__.py"
+)
 
 
 def test_the_recipes_are_there():
     names = {Path(p).stem for p in EXPERIMENTS}
-    for expected in ("rein_dinov2_l_gta2cbm_512_bs4_40k", "rein_dinov2_l_citys2acdc_1024_bs8_40k",
-                     "vltseg_eva02_l_gta2cbm_512_bs16_5k", "vltseg_eva02_l_citys2acdc_1024_bs8_20k",
-                     "rein_eva02_l_gta2cbm_512_bs4_40k", "tiny_synthetic_cpu"):
+    for expected in (
+        "rein_dinov2_l_gta2cbm_512_bs4_40k",
+        "rein_dinov2_l_citys2acdc_1024_bs8_40k",
+        "vltseg_eva02_l_gta2cbm_512_bs16_5k",
+        "vltseg_eva02_l_citys2acdc_1024_bs8_20k",
+        "rein_eva02_l_gta2cbm_512_bs4_40k",
+        "tiny_synthetic_cpu",
+    ):
         assert expected in names
 
 

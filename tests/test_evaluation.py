@@ -1,4 +1,5 @@
 """Per-domain metrics against cityscapesscripts, the cross-domain summary, multi-process gathering."""
+
 import copy
 import json
 
@@ -7,12 +8,16 @@ import pytest
 import torch
 from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as cs_eval
 from cityscapesscripts.helpers.labels import labels as cs_labels
-from PIL import Image
 from images import read_image
+from PIL import Image
 
 from vltseg_d2.data.datasets.classes import CLASS_NAMES, TRAIN_ID_TO_LABEL_ID
-from vltseg_d2.evaluation import (SemSegIoUEvaluator, format_cross_domain_table, save_cross_domain,
-                                  summarize_cross_domain)
+from vltseg_d2.evaluation import (
+    SemSegIoUEvaluator,
+    format_cross_domain_table,
+    save_cross_domain,
+    summarize_cross_domain,
+)
 
 
 def _random_pairs(tmp_path, n=3, h=40, w=50):
@@ -28,7 +33,10 @@ def _random_pairs(tmp_path, n=3, h=40, w=50):
         records.append({"file_name": f"img{i}.png", "sem_seg_file_name": str(tmp_path / f"gt{i}.png")})
         outputs.append({"sem_seg": logits})
         gt_label = np.where(gt == 255, 0, to_label_id[np.minimum(gt, 18)])  # 255 -> "unlabeled" (id 0)
-        for arr, name, store in ((gt_label, f"gt{i}_labelIds.png", gt_ids), (to_label_id[pred], f"pred{i}.png", pred_ids)):
+        for arr, name, store in (
+            (gt_label, f"gt{i}_labelIds.png", gt_ids),
+            (to_label_id[pred], f"pred{i}.png", pred_ids),
+        ):
             Image.fromarray(arr.astype(np.uint8)).save(tmp_path / name)
             store.append(str(tmp_path / name))
     return records, outputs, gt_ids, pred_ids
@@ -68,8 +76,9 @@ def test_cross_domain_summary_means_domains_never_pools(tmp_path):
     def metrics(miou):
         return {"sem_seg": {"mIoU": miou, "mAcc": 1.0, "aAcc": 2.0, "IoU-road": miou}}
 
-    summary = summarize_cross_domain({"src_val": metrics(90.0), "a_val": metrics(40.0), "b_val": metrics(60.0)},
-                                     in_domain=("src_val",))
+    summary = summarize_cross_domain(
+        {"src_val": metrics(90.0), "a_val": metrics(40.0), "b_val": metrics(60.0)}, in_domain=("src_val",)
+    )
     assert summary["mean_mIoU"] == pytest.approx(50.0) and summary["num_target_domains"] == 2
     table = format_cross_domain_table(summary)
     assert "src_val (in-domain)" in table and "50.00" in table

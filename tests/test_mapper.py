@@ -1,11 +1,12 @@
 """The semantic mapper: shapes, exact label values, the crop rule, determinism."""
+
 import numpy as np
 import torch
 from detectron2.data import DatasetCatalog
 from detectron2.data import transforms as T
 from PIL import Image
 
-from vltseg_d2.data.mapper import SemSegDatasetMapper, per_class_instances, inference_augmentations, train_augmentations
+from vltseg_d2.data.mapper import SemSegDatasetMapper, inference_augmentations, per_class_instances, train_augmentations
 from vltseg_d2.data.transforms import PhotometricDistortion, PhotometricTransform
 
 
@@ -54,7 +55,7 @@ def test_crop_rule_redraws_until_no_class_dominates():
     np.random.seed(0)
     for _ in range(200):
         t = aug.get_transform(image, label)
-        crop = label[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w]
+        crop = label[t.y0 : t.y0 + t.h, t.x0 : t.x0 + t.w]
         counts = np.bincount(crop.ravel())
         legal += counts.max() < 0.75 * counts.sum()
     # a uniformly drawn crop is legal with p = 35/193; ten re-draws raise that to 1 - (158/193)^10 ~ 0.86

@@ -1,4 +1,5 @@
 """The Mask2Former head, matcher, criterion, inference modes and the sine position encoding."""
+
 import itertools
 
 import numpy as np
@@ -13,6 +14,7 @@ from vltseg_d2.modeling.inference import slide_inference, windows
 from vltseg_d2.modeling.matcher import HungarianMatcher
 from vltseg_d2.modeling.pixel_decoder.ms_deform_attn import ms_deform_attn
 from vltseg_d2.modeling.position_encoding import PositionEmbeddingSine
+
 
 def full_size_model(base):
     cfg = LazyConfig.load(f"configs/common/models/{base}.py").model
@@ -62,11 +64,11 @@ def test_deformable_attention_matches_a_direct_per_point_computation():
     for b, q, head in itertools.product(range(n), range(lq), range(m)):
         acc = torch.zeros(d)
         for lvl, (h, w) in enumerate(shapes):
-            v = value[b, starts[lvl]:starts[lvl + 1], head]
+            v = value[b, starts[lvl] : starts[lvl + 1], head]
             for pt in range(p):
                 x, y = loc[b, q, head, lvl, pt].tolist()
                 acc += attn[b, q, head, lvl, pt] * bilinear(v, h, w, x, y)
-        expected[b, q, head * d:(head + 1) * d] = acc
+        expected[b, q, head * d : (head + 1) * d] = acc
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -75,11 +77,15 @@ def test_sine_encoding_of_a_2x3_grid_equals_the_formula_without_offset():
     features per axis; channels sin, cos, sin, cos of y / dim_t, then the same for x."""
     pos = PositionEmbeddingSine(num_pos_feats=4)(torch.zeros(1, 7, 2, 3))
     assert pos.shape == (1, 8, 2, 3)
-    y_rows = {1: [0.0, -1.0, 0.0314108, 0.9995066],   # y = pi
-              2: [0.0, 1.0, 0.0627905, 0.9980267]}    # y = 2 pi
-    x_cols = {1: [0.8660254, -0.5, 0.0209424, 0.9997807],   # x = 2 pi / 3
-              2: [-0.8660254, -0.5, 0.0418757, 0.9991228],  # x = 4 pi / 3
-              3: [0.0, 1.0, 0.0627905, 0.9980267]}          # x = 2 pi
+    y_rows = {
+        1: [0.0, -1.0, 0.0314108, 0.9995066],  # y = pi
+        2: [0.0, 1.0, 0.0627905, 0.9980267],
+    }  # y = 2 pi
+    x_cols = {
+        1: [0.8660254, -0.5, 0.0209424, 0.9997807],  # x = 2 pi / 3
+        2: [-0.8660254, -0.5, 0.0418757, 0.9991228],  # x = 4 pi / 3
+        3: [0.0, 1.0, 0.0627905, 0.9980267],
+    }  # x = 2 pi
     expected = torch.zeros(8, 2, 3)
     for i in (1, 2):
         for j in (1, 2, 3):
@@ -116,14 +122,23 @@ def _frames(n=2, h=64, w=64, seed=0):
     records = []
     for _ in range(n):
         label = np.zeros((h, w), np.int64)
-        label[h // 2:] = 0
+        label[h // 2 :] = 0
         label[: h // 2] = 10
-        label[h // 2:, rng.integers(5, 30): rng.integers(35, 60)] = 13
-        image = np.where(label[..., None] == 10, [70, 130, 180], np.where(label[..., None] == 13, [0, 0, 142], [128, 64, 128]))
+        label[h // 2 :, rng.integers(5, 30) : rng.integers(35, 60)] = 13
+        image = np.where(
+            label[..., None] == 10, [70, 130, 180], np.where(label[..., None] == 13, [0, 0, 142], [128, 64, 128])
+        )
         image = (image + rng.normal(0, 10, image.shape)).clip(0, 255).astype(np.uint8)
         sem = torch.as_tensor(label)
-        records.append({"image": torch.as_tensor(image.transpose(2, 0, 1).copy()), "sem_seg": sem,
-                        "instances": per_class_instances(sem), "height": h, "width": w})
+        records.append(
+            {
+                "image": torch.as_tensor(image.transpose(2, 0, 1).copy()),
+                "sem_seg": sem,
+                "instances": per_class_instances(sem),
+                "height": h,
+                "width": w,
+            }
+        )
     return records
 
 
@@ -179,8 +194,9 @@ def test_matcher_pairs_each_target_with_its_own_prediction():
     for q, (t, cls) in zip([4, 0, 2], enumerate([3, 7, 11])):
         logits[0, q, cls] = 5.0
         pred_masks[0, q] = masks[t] * 20 - 10
-    rows, cols = HungarianMatcher(num_points=200)({"pred_logits": logits, "pred_masks": pred_masks},
-                                                  [{"labels": torch.tensor([3, 7, 11]), "masks": masks}])[0]
+    rows, cols = HungarianMatcher(num_points=200)(
+        {"pred_logits": logits, "pred_masks": pred_masks}, [{"labels": torch.tensor([3, 7, 11]), "masks": masks}]
+    )[0]
     assert dict(zip(cols.tolist(), rows.tolist())) == {0: 4, 1: 0, 2: 2}
 
 
@@ -189,7 +205,9 @@ def test_simple_feature_pyramid_neck_is_a_config_choice():
     vit = cfg.backbone.net
     vit.update(model_kwargs=dict(embed_dim=64, depth=4, num_heads=4), out_indices=(3,), img_size=64)
     cfg.backbone.out_channels = 64
-    cfg.sem_seg_head.pixel_decoder.update(conv_dim=64, mask_dim=64, transformer_enc_layers=1, transformer_dim_feedforward=64)
+    cfg.sem_seg_head.pixel_decoder.update(
+        conv_dim=64, mask_dim=64, transformer_enc_layers=1, transformer_dim_feedforward=64
+    )
     cfg.sem_seg_head.predictor.update(num_queries=10, nheads=4, dim_feedforward=64, dec_layers=2)
     cfg.criterion.num_points = 128
     model = instantiate(cfg)

@@ -1,4 +1,5 @@
 """Override validation and the optimizer's parameter groups."""
+
 import pytest
 import torch
 from detectron2.config import LazyConfig
@@ -11,20 +12,30 @@ CFG = "configs/demo/tiny_synthetic_cpu.py"
 
 
 def test_valid_overrides_apply():
-    cfg = apply_overrides(LazyConfig.load(CFG), ["train.max_iter=7", "optimizer.lr=5e-5",
-                                                  "model.backbone.model_kwargs.drop_path_rate=0.1",
-                                                  "dataloader.test.batch_size=2", "model.backbone.freeze=True"])
+    cfg = apply_overrides(
+        LazyConfig.load(CFG),
+        [
+            "train.max_iter=7",
+            "optimizer.lr=5e-5",
+            "model.backbone.model_kwargs.drop_path_rate=0.1",
+            "dataloader.test.batch_size=2",
+            "model.backbone.freeze=True",
+        ],
+    )
     assert cfg.train.max_iter == 7 and cfg.optimizer.lr == 5e-5 and cfg.model.backbone.freeze is True
     assert cfg.model.backbone.model_kwargs.drop_path_rate == 0.1 and cfg.dataloader.test.batch_size == 2
 
 
-@pytest.mark.parametrize("item,message", [
-    ("train.typo=5", "train has no 'typo'"),
-    ("train.max_itr=5", "Did you mean 'train.max_iter'"),
-    ("model.backbone.frezee=True", "'model.backbone.freeze'"),
-    ("optimizer.params.lr_mult=2", "optimizer.params has no 'lr_mult'"),
-    ("nonsense", "key=value"),
-])
+@pytest.mark.parametrize(
+    "item,message",
+    [
+        ("train.typo=5", "train has no 'typo'"),
+        ("train.max_itr=5", "Did you mean 'train.max_iter'"),
+        ("model.backbone.frezee=True", "'model.backbone.freeze'"),
+        ("optimizer.params.lr_mult=2", "optimizer.params has no 'lr_mult'"),
+        ("nonsense", "key=value"),
+    ],
+)
 def test_misspelled_keys_are_errors_naming_the_key(item, message):
     with pytest.raises(OverrideError, match=message.replace("(", r"\(")):
         apply_overrides(LazyConfig.load(CFG), [item])
@@ -43,11 +54,20 @@ def test_param_groups_follow_the_recipe():
     def group(name):
         return by_param[id(named[name])]
 
-    assert group("backbone.vit.blocks.0.attn.qkv.weight") == {**group("backbone.vit.blocks.0.attn.qkv.weight"),
-                                                              "lr": pytest.approx(1e-5), "weight_decay": 0.05}
-    for name in ("backbone.rein.learnable_tokens_a", "backbone.rein.scale", "backbone.vit.blocks.0.norm1.weight",
-                 "sem_seg_head.predictor.level_embed.weight", "sem_seg_head.pixel_decoder.transformer.level_embed",
-                 "sem_seg_head.pixel_decoder.input_proj.0.1.weight", "sem_seg_head.predictor.decoder_norm.bias"):
+    assert group("backbone.vit.blocks.0.attn.qkv.weight") == {
+        **group("backbone.vit.blocks.0.attn.qkv.weight"),
+        "lr": pytest.approx(1e-5),
+        "weight_decay": 0.05,
+    }
+    for name in (
+        "backbone.rein.learnable_tokens_a",
+        "backbone.rein.scale",
+        "backbone.vit.blocks.0.norm1.weight",
+        "sem_seg_head.predictor.level_embed.weight",
+        "sem_seg_head.pixel_decoder.transformer.level_embed",
+        "sem_seg_head.pixel_decoder.input_proj.0.1.weight",
+        "sem_seg_head.predictor.decoder_norm.bias",
+    ):
         assert group(name)["weight_decay"] == 0.0, name
     assert group("backbone.rein.mlp_delta_f.weight")["lr"] == pytest.approx(1e-4)  # Rein is not "backbone"
     assert group("sem_seg_head.predictor.class_embed.weight")["weight_decay"] == 0.05
@@ -63,5 +83,5 @@ def test_layer_decay_scales_blocks_by_depth():
     lr = {id(p): g["lr"] for g in groups for p in g["params"]}
     blocks = model.backbone.vit.blocks
     assert lr[id(blocks[-1].mlp.fc1.weight)] == pytest.approx(0.5)  # depth 4: 0.5 ** (5 - 4)
-    assert lr[id(blocks[0].mlp.fc1.weight)] == pytest.approx(0.5 ** 4)
-    assert lr[id(model.backbone.vit.patch_embed.proj.weight)] == pytest.approx(0.5 ** 5)
+    assert lr[id(blocks[0].mlp.fc1.weight)] == pytest.approx(0.5**4)
+    assert lr[id(model.backbone.vit.patch_embed.proj.weight)] == pytest.approx(0.5**5)

@@ -1,10 +1,18 @@
 """The converters on tiny raw datasets in each original format, with planted bad files."""
+
 import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog
 from images import image_size, read_image
-from raw_datasets import (MAPILLARY_NAMES_BY_ID, write_corrupt, write_grey_png, write_mapillary_config,
-                          write_palette_png, write_rgb, write_synthia_label)
+from raw_datasets import (
+    MAPILLARY_NAMES_BY_ID,
+    write_corrupt,
+    write_grey_png,
+    write_mapillary_config,
+    write_palette_png,
+    write_rgb,
+    write_synthia_label,
+)
 
 from vltseg_d2.data.prepare import cityscapes, gta5, mapillary, mapillary_half, synthia
 
@@ -15,7 +23,9 @@ def bad_names(summary):
 
 def test_gta5_converts_label_ids_and_reports_bad_files(datasets_dir):
     root = datasets_dir / "gta5"
-    ids = np.array([[7, 8, 11, 26], [33, 0, 24, 255]], np.uint8)  # road sidewalk building car / bicycle unlabeled person -
+    ids = np.array(
+        [[7, 8, 11, 26], [33, 0, 24, 255]], np.uint8
+    )  # road sidewalk building car / bicycle unlabeled person -
     write_rgb(root / "images/00001.png", 2, 4)
     write_palette_png(root / "labels/00001.png", ids)
     write_rgb(root / "images/00002.png", 3, 4)  # size mismatch
@@ -49,8 +59,10 @@ def test_synthia_reads_16bit_last_channel(datasets_dir):
     write_rgb(root / "RGB/0000001.png", 3, 8)
     write_corrupt(root / "GT/LABELS/0000001.png")
     summary = synthia.main(["--nproc", "1"])
-    np.testing.assert_array_equal(read_image(root / "GT/labels_trainIds/0000000.png"),
-                                  [[0, 1, 2, 3, 4, 5, 6, 7], [8, 10, 11, 12, 13, 15, 17, 18], [255] * 8])
+    np.testing.assert_array_equal(
+        read_image(root / "GT/labels_trainIds/0000000.png"),
+        [[0, 1, 2, 3, 4, 5, 6, 7], [8, 10, 11, 12, 13, 15, 17, 18], [255] * 8],
+    )
     assert summary.converted == 1 and list(bad_names(summary)) == ["0000001.png"]
     assert len(DatasetCatalog.get("synthia_train")) == 1
 
@@ -108,9 +120,11 @@ def test_prepare_scripts_explain_themselves_and_name_missing_folders(tmp_path):
     import sys
 
     for name in ("gta5", "synthia", "cityscapes", "mapillary", "mapillary_half"):
-        help_text = subprocess.run([sys.executable, f"datasets/prepare_{name}.py", "--help"], capture_output=True,
-                                   text=True, check=True).stdout
+        help_text = subprocess.run(
+            [sys.executable, f"datasets/prepare_{name}.py", "--help"], capture_output=True, text=True, check=True
+        ).stdout
         assert "--nproc" in help_text and "--root" in help_text
-    missing = subprocess.run([sys.executable, "datasets/prepare_gta5.py", "--root", str(tmp_path / "gta")],
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, "datasets/prepare_gta5.py", "--root", str(tmp_path / "gta")], capture_output=True, text=True
+    )
     assert missing.returncode != 0 and str(tmp_path / "gta" / "images") in missing.stderr

@@ -1,4 +1,5 @@
 """Registration of every split: cheap at import, clear errors, in-place datasets found."""
+
 import logging
 
 import numpy as np
@@ -9,11 +10,25 @@ from raw_datasets import write_grey_png, write_rgb
 import vltseg_d2  # noqa: F401
 from vltseg_d2.data.datasets import CLASS_NAMES, DatasetNotFoundError
 
-EXPECTED = (["gta5_train", "synthia_train", "cityscapes_train", "cityscapes_val", "cityscapes_test",
-             "bdd_train", "bdd_val", "mapillary_train", "mapillary_val", "mapillary_val_half",
-             "synthetic_source_train", "synthetic_source_val", "synthetic_night_val"]
-            + [f"acdc_{c}_{s}" for c in ("fog", "night", "rain", "snow") for s in ("train", "val", "test")]
-            + ["acdc_train", "acdc_val", "acdc_test"])
+EXPECTED = (
+    [
+        "gta5_train",
+        "synthia_train",
+        "cityscapes_train",
+        "cityscapes_val",
+        "cityscapes_test",
+        "bdd_train",
+        "bdd_val",
+        "mapillary_train",
+        "mapillary_val",
+        "mapillary_val_half",
+        "synthetic_source_train",
+        "synthetic_source_val",
+        "synthetic_night_val",
+    ]
+    + [f"acdc_{c}_{s}" for c in ("fog", "night", "rain", "snow") for s in ("train", "val", "test")]
+    + ["acdc_train", "acdc_val", "acdc_test"]
+)
 
 
 def test_every_split_registered_with_the_19_classes():
@@ -66,10 +81,14 @@ def test_importing_touches_no_disk(tmp_path, monkeypatch):
 
     missing = tmp_path / "nowhere"
     code = "import vltseg_d2, os; assert not os.path.exists(os.environ['DETECTRON2_DATASETS'])"
-    subprocess.run([sys.executable, "-c", code], check=True, env={**__import__("os").environ,
-                                                                    "DETECTRON2_DATASETS": str(missing)})
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env={**__import__("os").environ, "DETECTRON2_DATASETS": str(missing)}
+    )
 
 
 def test_test_splits_are_marked_unlabelled():
-    assert MetadataCatalog.get("acdc_test").has_labels is False and MetadataCatalog.get("cityscapes_test").has_labels is False
+    assert (
+        MetadataCatalog.get("acdc_test").has_labels is False
+        and MetadataCatalog.get("cityscapes_test").has_labels is False
+    )
     assert MetadataCatalog.get("acdc_val").has_labels is True and MetadataCatalog.get("bdd_val").has_labels is True

@@ -1,4 +1,5 @@
 """Rein's released checkpoints give the reference model: values, not only names (issue: fidelity)."""
+
 import importlib.util
 import subprocess
 import sys
@@ -9,10 +10,10 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyConfig, instantiate
 from key_fixtures import read_key_shapes
+from planted import RunsCode
 from pretrained_files import dinov2_state
 from rein_released import distinct_tensors, released_rein_shapes
 from tiny_models import tiny_model_cfg
-from planted import RunsCode
 
 from vltseg_d2.checkpoint import UnmappedKeyError, convert_rein_state_dict
 from vltseg_d2.checkpoint.rein_mmseg import map_key
@@ -23,21 +24,20 @@ TINY_RELEASED = dict(c=64, depth=4, tokens=20, lora=4, q=64, enc_layers=2, enc_f
 
 # A few rules written out by hand, independently of the converter's table (the decoder layer of
 # mmdetection runs cross-attention, self-attention, FFN with norms.0/1/2 after each).
+DEC, PIX, PRED = "decode_head.transformer_decoder.layers.", "sem_seg_head.pixel_decoder.", "sem_seg_head.predictor."
 HAND_MAPPED = {
     "backbone.reins.merge.weight": "backbone.rein.merge.weight",
-    "decode_head.transformer_decoder.layers.1.norms.0.weight":
-        "sem_seg_head.predictor.transformer_cross_attention_layers.1.norm.weight",
-    "decode_head.transformer_decoder.layers.1.norms.1.bias":
-        "sem_seg_head.predictor.transformer_self_attention_layers.1.norm.bias",
-    "decode_head.transformer_decoder.layers.2.cross_attn.attn.in_proj_weight":
-        "sem_seg_head.predictor.transformer_cross_attention_layers.2.multihead_attn.in_proj_weight",
-    "decode_head.transformer_decoder.layers.0.ffn.layers.1.weight": "sem_seg_head.predictor.transformer_ffn_layers.0.linear2.weight",
-    "decode_head.pixel_decoder.input_convs.2.gn.bias": "sem_seg_head.pixel_decoder.input_proj.2.1.bias",
-    "decode_head.pixel_decoder.encoder.layers.1.ffn.layers.0.0.weight":
-        "sem_seg_head.pixel_decoder.transformer.encoder.layers.1.linear1.weight",
-    "decode_head.pixel_decoder.level_encoding.weight": "sem_seg_head.pixel_decoder.transformer.level_embed",
-    "decode_head.mask_embed.4.bias": "sem_seg_head.predictor.mask_embed.layers.2.bias",
-    "decode_head.cls_embed.weight": "sem_seg_head.predictor.class_embed.weight",
+    DEC + "1.norms.0.weight": PRED + "transformer_cross_attention_layers.1.norm.weight",
+    DEC + "1.norms.1.bias": PRED + "transformer_self_attention_layers.1.norm.bias",
+    DEC + "2.cross_attn.attn.in_proj_weight": PRED
+    + "transformer_cross_attention_layers.2.multihead_attn.in_proj_weight",
+    DEC + "0.ffn.layers.1.weight": PRED + "transformer_ffn_layers.0.linear2.weight",
+    "decode_head.pixel_decoder.input_convs.2.gn.bias": PIX + "input_proj.2.1.bias",
+    "decode_head.pixel_decoder.encoder.layers.1.ffn.layers.0.0.weight": PIX
+    + "transformer.encoder.layers.1.linear1.weight",
+    "decode_head.pixel_decoder.level_encoding.weight": PIX + "transformer.level_embed",
+    "decode_head.mask_embed.4.bias": PRED + "mask_embed.layers.2.bias",
+    "decode_head.cls_embed.weight": PRED + "class_embed.weight",
 }
 
 
@@ -70,8 +70,16 @@ def _tiny_model():
 def _full_segmentor_backbone(model) -> dict:
     """The tiny model's ViT as Rein's generate_full_weights.py stores it: DINOv2's original names
     under ``backbone.``, kernel and grid already at the model's patch 16 / 4 x 4."""
-    ref = timm.create_model("vit_small_patch14_dinov2", pretrained=False, img_size=64, patch_size=16, num_classes=0,
-                            embed_dim=64, depth=4, num_heads=4)
+    ref = timm.create_model(
+        "vit_small_patch14_dinov2",
+        pretrained=False,
+        img_size=64,
+        patch_size=16,
+        num_classes=0,
+        embed_dim=64,
+        depth=4,
+        num_heads=4,
+    )
     return {"backbone." + k: v for k, v in dinov2_state(ref).items()}
 
 
@@ -99,8 +107,11 @@ def test_rein_converter_rejects_unknown_keys():
 
 def test_converter_cli_names_an_unmapped_key_and_writes_nothing(tmp_path):
     torch.save({"state_dict": {"decode_head.foo.weight": torch.zeros(1)}}, tmp_path / "bad.pth")
-    bad = subprocess.run([sys.executable, "tools/convert_rein_checkpoint.py", str(tmp_path / "bad.pth"),
-                          str(tmp_path / "bad_out.pth")], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "tools/convert_rein_checkpoint.py", str(tmp_path / "bad.pth"), str(tmp_path / "bad_out.pth")],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0 and "decode_head.foo.weight" in bad.stderr
     assert not (tmp_path / "bad_out.pth").exists()
 
@@ -119,12 +130,15 @@ def test_converted_model_holds_each_source_tensor_where_the_mapping_names_it(tmp
     ckpt = {"meta": {"iter": 40000}, "state_dict": source}
     marker = tmp_path / "code_ran"
     if form == "mmengine_training":
-        ckpt.update(message_hub={"log_scalars": RunsCode(marker), "runtime_info": {"iter": 40000}},
-                    optimizer={"state": {0: {"exp_avg": torch.ones(3)}}, "param_groups": [{"lr": 1e-4}]},
-                    param_schedulers=[{"last_step": 40000, "hook": RunsCode(marker)}])
+        ckpt.update(
+            message_hub={"log_scalars": RunsCode(marker), "runtime_info": {"iter": 40000}},
+            optimizer={"state": {0: {"exp_avg": torch.ones(3)}}, "param_groups": [{"lr": 1e-4}]},
+            param_schedulers=[{"last_step": 40000, "hook": RunsCode(marker)}],
+        )
     torch.save(ckpt, tmp_path / "rein.pth")
-    _converter_main()([str(tmp_path / "rein.pth"), str(tmp_path / "converted.pth"), "--config-file",
-             "tests/configs/rein_tiny.py"])
+    _converter_main()(
+        [str(tmp_path / "rein.pth"), str(tmp_path / "converted.pth"), "--config-file", "tests/configs/rein_tiny.py"]
+    )
     assert not marker.exists()
 
     incompatible = _load_with_detectron2(model, tmp_path / "converted.pth")
@@ -142,7 +156,13 @@ def test_converted_model_holds_each_source_tensor_where_the_mapping_names_it(tmp
         if target is not None:
             torch.testing.assert_close(state[target], tensor, rtol=0, atol=0)
     if form != "released":
-        for name in ("blocks.2.attn.qkv.weight", "blocks.3.ls2.gamma", "patch_embed.proj.weight", "pos_embed", "cls_token"):
+        for name in (
+            "blocks.2.attn.qkv.weight",
+            "blocks.3.ls2.gamma",
+            "patch_embed.proj.weight",
+            "pos_embed",
+            "cls_token",
+        ):
             torch.testing.assert_close(state["backbone.vit." + name], source["backbone." + name], rtol=0, atol=0)
     # every model tensor came from exactly one source tensor
     for k, v in state.items():
@@ -163,8 +183,8 @@ def test_sliding_window_of_the_converted_model_averages_its_window_scores(tmp_pa
     model.test_mode = "whole"
     total, count = torch.zeros(19, 64, 150), torch.zeros(1, 64, 150)
     for x0 in (0, 43, 86):  # windows every 43 px, the last shifted back to end at the border
-        total[:, :, x0:x0 + 64] += model([{"image": image[:, :, x0:x0 + 64]}])[0]["sem_seg"]
-        count[:, :, x0:x0 + 64] += 1
+        total[:, :, x0 : x0 + 64] += model([{"image": image[:, :, x0 : x0 + 64]}])[0]["sem_seg"]
+        count[:, :, x0 : x0 + 64] += 1
     torch.testing.assert_close(slide, total / count, rtol=1e-5, atol=1e-6)
     whole = model([{"image": image}])[0]["sem_seg"]
     assert whole.shape == slide.shape == (19, 64, 150) and not torch.allclose(whole, slide)

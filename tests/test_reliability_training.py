@@ -1,4 +1,5 @@
 """Training under interruption and divergence: SIGTERM/SIGINT, NaN losses."""
+
 import json
 import signal
 import time
@@ -9,8 +10,12 @@ from test_train_net import FAST, losses_by_iter, train_net
 
 from vltseg_d2.engine import REQUEUE_EXIT_CODE
 
-COMMON = ["train.max_iter=8", "train.checkpointer.period=100", "train.eval_period=0",
-          "dataloader.test_datasets=[synthetic_source_val]"] + FAST
+COMMON = [
+    "train.max_iter=8",
+    "train.checkpointer.period=100",
+    "train.eval_period=0",
+    "dataloader.test_datasets=[synthetic_source_val]",
+] + FAST
 
 
 def _wait_for_iteration(out, proc, iteration, timeout=300):
@@ -46,9 +51,19 @@ def test_a_signal_checkpoints_the_iteration_and_resume_repeats_the_run(synthetic
 
 def test_a_nan_loss_stops_training_naming_iteration_terms_and_lr(synthetic_root, tmp_path):
     out = tmp_path / "diverged"
-    result = train_net([f"train.output_dir={out}", "optimizer.lr=1e9", "train.max_iter=30", "train.checkpointer.period=1",
-                        "train.eval_period=0", "dataloader.test_datasets=[synthetic_source_val]"] + FAST,
-                       synthetic_root, check=False)
+    result = train_net(
+        [
+            f"train.output_dir={out}",
+            "optimizer.lr=1e9",
+            "train.max_iter=30",
+            "train.checkpointer.period=1",
+            "train.eval_period=0",
+            "dataloader.test_datasets=[synthetic_source_val]",
+        ]
+        + FAST,
+        synthetic_root,
+        check=False,
+    )
     message = result.stderr.strip().splitlines()[-1]
     assert result.returncode != 0 and message.startswith("error: "), result.stderr[-2000:]
     assert "at iteration" in message and "learning rate" in message and ("loss" in message or "NaN" in message)
@@ -63,9 +78,20 @@ def test_the_launcher_forwards_sigterm_to_its_workers_and_exits_for_requeue(synt
     """Two gloo processes: SIGTERM to the launcher reaches both workers, which agree on the
     iteration, write one checkpoint and exit with the requeue status."""
     out = tmp_path / "two"
-    proc = train_net(["--num-gpus", "2", f"train.output_dir={out}", "train.max_iter=60", "train.checkpointer.period=100",
-                      "train.eval_period=0", "dataloader.test_datasets=[synthetic_source_val]"] + FAST,
-                     synthetic_root, background=True)
+    proc = train_net(
+        [
+            "--num-gpus",
+            "2",
+            f"train.output_dir={out}",
+            "train.max_iter=60",
+            "train.checkpointer.period=100",
+            "train.eval_period=0",
+            "dataloader.test_datasets=[synthetic_source_val]",
+        ]
+        + FAST,
+        synthetic_root,
+        background=True,
+    )
     _wait_for_iteration(out, proc, 2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=300) == REQUEUE_EXIT_CODE

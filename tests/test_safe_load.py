@@ -1,4 +1,5 @@
 """Reading tensors from checkpoints without running pickled code."""
+
 import pickle
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The built-in synthetic benchmark: content, determinism, registration and a real domain shift."""
+
 import numpy as np
 from detectron2.data import DatasetCatalog
 from images import read_image

@@ -1,4 +1,5 @@
 """tools/demo.py, tools/benchmark.py and tools/convert_pretrained.py on tiny inputs."""
+
 import json
 import os
 import subprocess
@@ -15,8 +16,13 @@ DEMO_CFG = "configs/demo/tiny_synthetic_cpu.py"
 
 
 def run(args, **env):
-    result = subprocess.run([sys.executable] + args, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+    result = subprocess.run(
+        [sys.executable] + args,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -26,36 +32,105 @@ def test_demo_writes_overlays_that_differ_from_the_input_where_classes_are_predi
     model = instantiate(LazyConfig.load(DEMO_CFG).model)
     torch.save({"model": model.state_dict()}, tmp_path / "model.pth")
     frames = [r["file_name"] for r in DatasetCatalog.get("synthetic_night_val")[:2]]
-    run(["tools/demo.py", "--config-file", DEMO_CFG, "--input", frames[0], os.path.dirname(frames[1]) + "/0000[1].png",
-         "--output", str(tmp_path / "vis"), "--side-by-side", "--opts", f"train.init_checkpoint={tmp_path / 'model.pth'}"],
-        DETECTRON2_DATASETS=str(use_synthetic))
+    run(
+        [
+            "tools/demo.py",
+            "--config-file",
+            DEMO_CFG,
+            "--input",
+            frames[0],
+            os.path.dirname(frames[1]) + "/0000[1].png",
+            "--output",
+            str(tmp_path / "vis"),
+            "--side-by-side",
+            "--opts",
+            f"train.init_checkpoint={tmp_path / 'model.pth'}",
+        ],
+        DETECTRON2_DATASETS=str(use_synthetic),
+    )
     for frame in frames:
         out = cv2.imread(str(tmp_path / "vis" / (os.path.basename(frame)[:-4] + "_seg.png")))
         src = cv2.imread(frame)
         assert out.shape == (src.shape[0], 2 * src.shape[1], 3)
         assert np.array_equal(out[:, : src.shape[1]], src)  # left: the input
-        assert np.abs(out[:, src.shape[1]:].astype(int) - src).mean() > 5  # right: the coloured prediction
+        assert np.abs(out[:, src.shape[1] :].astype(int) - src).mean() > 5  # right: the coloured prediction
 
-    run(["tools/demo.py", "--config-file", DEMO_CFG, "--input", frames[0], "--output", str(tmp_path / "one.png"),
-         "--slide", "--opts", f"train.init_checkpoint={tmp_path / 'model.pth'}"])
+    run(
+        [
+            "tools/demo.py",
+            "--config-file",
+            DEMO_CFG,
+            "--input",
+            frames[0],
+            "--output",
+            str(tmp_path / "one.png"),
+            "--slide",
+            "--opts",
+            f"train.init_checkpoint={tmp_path / 'model.pth'}",
+        ]
+    )
     assert cv2.imread(str(tmp_path / "one.png")).shape == cv2.imread(frames[0]).shape
 
-    missing = subprocess.run([sys.executable, "tools/demo.py", "--config-file", DEMO_CFG, "--input", "nope.png",
-                              "--output", str(tmp_path), "--opts", f"train.init_checkpoint={tmp_path / 'model.pth'}"],
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "tools/demo.py",
+            "--config-file",
+            DEMO_CFG,
+            "--input",
+            "nope.png",
+            "--output",
+            str(tmp_path),
+            "--opts",
+            f"train.init_checkpoint={tmp_path / 'model.pth'}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode != 0 and "nope.png does not exist" in missing.stderr
 
 
 def test_benchmark_reports_speed_memory_flops_and_breakdown(tmp_path):
-    run(["tools/benchmark.py", "--config-file", DEMO_CFG, "--iters", "2", "--warmup", "1", "--train-batch", "1",
-         "--skip-data", "--peak-tflops", "1.0", "--output", str(tmp_path / "bench.json"),
-         "dataloader.train.mapper.augmentations.crop_size=[64,64]", "model.criterion.num_points=256"])
+    run(
+        [
+            "tools/benchmark.py",
+            "--config-file",
+            DEMO_CFG,
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--train-batch",
+            "1",
+            "--skip-data",
+            "--peak-tflops",
+            "1.0",
+            "--output",
+            str(tmp_path / "bench.json"),
+            "dataloader.train.mapper.augmentations.crop_size=[64,64]",
+            "model.criterion.num_points=256",
+        ]
+    )
     result = json.loads((tmp_path / "bench.json").read_text())
-    for key in ("train_iter_per_s", "train_images_per_s", "inference_whole_ms", "inference_slide_ms", "peak_memory_mb",
-                "params_total", "params_trainable", "forward_gflops_per_image", "train_mfu"):
+    for key in (
+        "train_iter_per_s",
+        "train_images_per_s",
+        "inference_whole_ms",
+        "inference_slide_ms",
+        "peak_memory_mb",
+        "params_total",
+        "params_trainable",
+        "forward_gflops_per_image",
+        "train_mfu",
+    ):
         assert result[key] and result[key] > 0, key
-    assert set(result["train_step_breakdown_s"]) >= {"backbone", "pixel decoder", "transformer decoder",
-                                                     "matching + losses", "backward + step"}
+    assert set(result["train_step_breakdown_s"]) >= {
+        "backbone",
+        "pixel decoder",
+        "transformer decoder",
+        "matching + losses",
+        "backward + step",
+    }
     assert result["forward_gflops_per_image"] > result["backbone_gflops_per_image"] > 0
 
 
@@ -63,7 +138,15 @@ def test_convert_pretrained_writes_a_detectron2_ready_backbone(tmp_path):
     cfg = LazyConfig.load(DEMO_CFG)
     reference = instantiate(cfg.model.backbone).vit
     torch.save(dinov2_state(reference), tmp_path / "dinov2.pth")
-    run(["tools/convert_pretrained.py", "--config-file", DEMO_CFG, str(tmp_path / "dinov2.pth"), str(tmp_path / "out.pth")])
+    run(
+        [
+            "tools/convert_pretrained.py",
+            "--config-file",
+            DEMO_CFG,
+            str(tmp_path / "dinov2.pth"),
+            str(tmp_path / "out.pth"),
+        ]
+    )
     state = torch.load(tmp_path / "out.pth", weights_only=True)["model"]
     model = instantiate(cfg.model)
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -74,9 +157,20 @@ def test_convert_pretrained_writes_a_detectron2_ready_backbone(tmp_path):
 def test_main_job_runs_end_to_end(tmp_path):
     """`make demo` in miniature: generation, training (2 iterations), table, overlays, summary."""
     out = tmp_path / "demo"
-    result = run(["tools/run_demo.py", "--output", str(out), "--iters", "2", "--frames-per-domain", "1",
-                  "dataloader.train.mapper.augmentations.crop_size=[64,64]", "model.criterion.num_points=256"],
-                 DETECTRON2_DATASETS=str(tmp_path / "datasets"))
+    result = run(
+        [
+            "tools/run_demo.py",
+            "--output",
+            str(out),
+            "--iters",
+            "2",
+            "--frames-per-domain",
+            "1",
+            "dataloader.train.mapper.augmentations.crop_size=[64,64]",
+            "model.criterion.num_points=256",
+        ],
+        DETECTRON2_DATASETS=str(tmp_path / "datasets"),
+    )
     assert (tmp_path / "datasets" / "synthetic" / "manifest.json").exists()
     assert (out / "model_final.pth").exists() and (out / "eval" / "model_final" / "cross_domain.md").exists()
     assert len(list((out / "visualizations").glob("*/*_seg.png"))) == 6

@@ -1,4 +1,5 @@
 """tools/train_net.py end to end on CPU: two gloo processes, kill -9 and --resume, --eval-only."""
+
 import json
 import os
 import signal
@@ -10,9 +11,15 @@ import numpy as np
 import pytest
 from images import read_image
 
-FAST = ["dataloader.train.mapper.augmentations.crop_size=[64,64]", "dataloader.train.mapper.augmentations.short_edges=[96]",
-        "dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0", "dataloader.test.num_workers=0",
-        "model.criterion.num_points=256", "train.log_period=1"]
+FAST = [
+    "dataloader.train.mapper.augmentations.crop_size=[64,64]",
+    "dataloader.train.mapper.augmentations.short_edges=[96]",
+    "dataloader.train.total_batch_size=2",
+    "dataloader.train.num_workers=0",
+    "dataloader.test.num_workers=0",
+    "model.criterion.num_points=256",
+    "train.log_period=1",
+]
 
 
 def train_net(args, datasets, check=True, **kwargs):
@@ -33,8 +40,18 @@ def losses_by_iter(output_dir):
 
 def test_two_cpu_processes_train_and_evaluate(synthetic_root, tmp_path):
     out = tmp_path / "run"
-    train_net(["--num-gpus", "2", f"train.output_dir={out}", "train.max_iter=3", "train.checkpointer.period=2",
-               "dataloader.test_datasets=[synthetic_source_val,synthetic_night_val]"] + FAST, synthetic_root)
+    train_net(
+        [
+            "--num-gpus",
+            "2",
+            f"train.output_dir={out}",
+            "train.max_iter=3",
+            "train.checkpointer.period=2",
+            "dataloader.test_datasets=[synthetic_source_val,synthetic_night_val]",
+        ]
+        + FAST,
+        synthetic_root,
+    )
     assert (out / "model_final.pth").exists() and (out / "model_0000001.pth").exists()
     summary = json.loads((out / "eval" / "model_final" / "cross_domain.json").read_text())
     assert [r["dataset"] for r in summary["rows"]] == ["synthetic_source_val", "synthetic_night_val"]
@@ -44,9 +61,20 @@ def test_two_cpu_processes_train_and_evaluate(synthetic_root, tmp_path):
     ckpt = tmp_path / "eval" / "model.pth"
     ckpt.parent.mkdir()
     os.link(out / "model_final.pth", ckpt)
-    result = train_net(["--eval-only", "--num-gpus", "2", "--per-class", f"train.init_checkpoint={ckpt}",
-                        "dataloader.test_datasets=[synthetic_fog_val]", "train.write_predictions=labelId",
-                        f"train.output_dir={tmp_path / 'eval_out'}"] + FAST, synthetic_root)
+    result = train_net(
+        [
+            "--eval-only",
+            "--num-gpus",
+            "2",
+            "--per-class",
+            f"train.init_checkpoint={ckpt}",
+            "dataloader.test_datasets=[synthetic_fog_val]",
+            "train.write_predictions=labelId",
+            f"train.output_dir={tmp_path / 'eval_out'}",
+        ]
+        + FAST,
+        synthetic_root,
+    )
     eval_dir = tmp_path / "eval_out" / "eval" / "model"
     evaluated = json.loads((eval_dir / "cross_domain.json").read_text())
     assert evaluated["checkpoint"] == str(ckpt)
@@ -55,13 +83,36 @@ def test_two_cpu_processes_train_and_evaluate(synthetic_root, tmp_path):
     assert "traffic light" in log  # per-class columns on request
     preds = sorted((eval_dir / "predictions" / "synthetic_fog_val").glob("*.png"))
     assert len(preds) == 8
-    assert set(np.unique(read_image(preds[0]))) <= {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25,
-                                                                  26, 27, 28, 31, 32, 33}  # Cityscapes label ids
+    assert set(np.unique(read_image(preds[0]))) <= {
+        7,
+        8,
+        11,
+        12,
+        13,
+        17,
+        19,
+        20,
+        21,
+        22,
+        23,
+        24,
+        25,
+        26,
+        27,
+        28,
+        31,
+        32,
+        33,
+    }  # Cityscapes label ids
 
 
 def test_resume_after_sigkill_repeats_the_uninterrupted_run(synthetic_root, tmp_path):
-    common = ["train.max_iter=12", "train.checkpointer.period=3", "train.eval_period=0",
-              "dataloader.test_datasets=[synthetic_source_val]"] + FAST
+    common = [
+        "train.max_iter=12",
+        "train.checkpointer.period=3",
+        "train.eval_period=0",
+        "dataloader.test_datasets=[synthetic_source_val]",
+    ] + FAST
     train_net([f"train.output_dir={tmp_path / 'ref'}"] + common, synthetic_root)
     reference = losses_by_iter(tmp_path / "ref")
 

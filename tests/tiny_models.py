@@ -1,4 +1,5 @@
 """Tiny but complete models built from the real LazyConfig pieces (official module names)."""
+
 from detectron2.config import LazyConfig, instantiate
 
 CONFIGS = "configs/common/models/"
@@ -14,8 +15,13 @@ def tiny_model_cfg(base="rein_dinov2_l", width=64, depth=4, hidden=64, queries=2
     bb.img_size = img_size
     if bb.rein is not None:
         bb.rein.update(num_layers=depth, embed_dims=width, lora_dim=4)
-    cfg.sem_seg_head.pixel_decoder.update(in_channels=width, conv_dim=hidden, mask_dim=hidden, transformer_enc_layers=2,
-                                          transformer_dim_feedforward=2 * hidden)
+    cfg.sem_seg_head.pixel_decoder.update(
+        in_channels=width,
+        conv_dim=hidden,
+        mask_dim=hidden,
+        transformer_enc_layers=2,
+        transformer_dim_feedforward=2 * hidden,
+    )
     cfg.sem_seg_head.predictor.update(num_queries=queries, nheads=4, dim_feedforward=2 * hidden, dec_layers=dec_layers)
     cfg.criterion.num_points = 256
     cfg.test_crop, cfg.test_stride = (64, 64), (43, 43)

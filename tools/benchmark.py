@@ -3,7 +3,7 @@
 
     python tools/benchmark.py --config-file configs/demo/tiny_synthetic_cpu.py --output docs/benchmarks/demo_cpu.json
     python tools/benchmark.py --config-file configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py \\
-        --train-batch 4 --frame 512 1024 model.backbone.pretrained=None
+        --train-batch 4 --frame 512 1024
 
 Reports training iterations/s and images/s, inference latency per image (whole image at the
 crop size, sliding window over --frame), peak memory (CUDA, or process RSS on CPU), parameter
@@ -13,8 +13,10 @@ where the time goes (backbone, pixel decoder, transformer decoder, matching + lo
 needed; data loading is timed separately on the config's own loader when its data exists.
 Prints a table and writes JSON.
 """
+
 import argparse
 import json
+import logging
 import platform
 import resource
 import time
@@ -28,7 +30,7 @@ from detectron2.config import LazyConfig, instantiate
 from fvcore.nn import FlopCountAnalysis
 from tabulate import tabulate
 
-from vltseg_d2.config import apply_overrides
+from vltseg_d2.config import OverrideError, apply_overrides
 from vltseg_d2.engine import Trainer, resolve_device
 from vltseg_d2.engine.train_step import resolve_precision
 from vltseg_d2.modeling import count_parameters
@@ -76,8 +78,15 @@ def random_batch(n, h, w, num_classes=19, seed=0):
     for _ in range(n):
         coarse = torch.randint(0, num_classes, (max(h // 64, 1), max(w // 64, 1)), generator=g)
         sem = torch.nn.functional.interpolate(coarse[None, None].float(), size=(h, w), mode="nearest")[0, 0].long()
-        batch.append({"image": torch.randint(0, 255, (3, h, w), dtype=torch.uint8, generator=g), "sem_seg": sem,
-                      "instances": per_class_instances(sem), "height": h, "width": w})
+        batch.append(
+            {
+                "image": torch.randint(0, 255, (3, h, w), dtype=torch.uint8, generator=g),
+                "sem_seg": sem,
+                "instances": per_class_instances(sem),
+                "height": h,
+                "width": w,
+            }
+        )
     return batch
 
 
@@ -129,7 +138,7 @@ def bench_inference(model, image, iters, warmup, precision, device, mode):
     model.test_mode = mode
     times = []
     with torch.no_grad():
-        for i in range(warmup + iters):
+        for _ in range(warmup + iters):
             sync(device)
             start = time.perf_counter()
             with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
@@ -155,8 +164,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", required=True)
     parser.add_argument("--train-batch", type=int, default=None, help="images per training step (default: config)")
-    parser.add_argument("--frame", nargs=2, type=int, default=None, metavar=("H", "W"),
-                        help="frame for sliding-window inference (default: 2 x crop width)")
+    parser.add_argument(
+        "--frame",
+        nargs=2,
+        type=int,
+        default=None,
+        metavar=("H", "W"),
+        help="frame for sliding-window inference (default: 2 x crop width)",
+    )
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for utilisation figures")
@@ -164,8 +179,11 @@ def main(argv=None):
     parser.add_argument("--skip-data", action="store_true", help="do not time the config's data loader")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
     args = parser.parse_args(argv)
-
-    cfg = apply_overrides(LazyConfig.load(args.config_file), args.opts)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        cfg = apply_overrides(LazyConfig.load(args.config_file), args.opts)
+    except OverrideError as e:
+        parser.error(str(e))
     device = resolve_device(cfg.train.device)
     precision = resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, device)
     crop = tuple(cfg.dataloader.train.mapper.augmentations.crop_size)
@@ -185,29 +203,45 @@ def main(argv=None):
     timer.attach("matching + losses", model.criterion)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    step = bench_train(model, optimizer, random_batch(batch_size, *crop), args.iters, args.warmup, precision, device, timer)
+    step = bench_train(
+        model, optimizer, random_batch(batch_size, *crop), args.iters, args.warmup, precision, device, timer
+    )
     train_memory = peak_memory_mb(device)
     breakdown = {k: v / args.iters for k, v in timer.totals.items()}
-    whole = bench_inference(model, random_batch(1, *crop)[0]["image"], args.iters, args.warmup, precision, device, "whole")
-    slide = bench_inference(model, random_batch(1, *frame)[0]["image"], args.iters, args.warmup, precision, device, "slide")
+    whole = bench_inference(
+        model, random_batch(1, *crop)[0]["image"], args.iters, args.warmup, precision, device, "whole"
+    )
+    slide = bench_inference(
+        model, random_batch(1, *frame)[0]["image"], args.iters, args.warmup, precision, device, "slide"
+    )
 
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
     peak = args.peak_tflops or next((v for k, v in KNOWN_PEAKS.items() if k in name), None)
     train_flops = 3 * flops * batch_size  # forward + backward ~ 3x forward
     result = {
-        "config": args.config_file, "device": name, "precision": str(precision or torch.float32),
-        "crop": crop, "train_batch": batch_size, "frame": frame,
-        "params_total": total, "params_trainable": trainable,
-        "forward_gflops_per_image": flops / 1e9, "backbone_gflops_per_image": backbone_flops / 1e9,
-        "train_iter_per_s": 1 / step, "train_images_per_s": batch_size / step,
+        "config": args.config_file,
+        "device": name,
+        "precision": str(precision or torch.float32),
+        "crop": crop,
+        "train_batch": batch_size,
+        "frame": frame,
+        "params_total": total,
+        "params_trainable": trainable,
+        "forward_gflops_per_image": flops / 1e9,
+        "backbone_gflops_per_image": backbone_flops / 1e9,
+        "train_iter_per_s": 1 / step,
+        "train_images_per_s": batch_size / step,
         "train_step_breakdown_s": breakdown,
-        "inference_whole_ms": 1000 * whole, "inference_slide_ms": 1000 * slide,
-        "peak_memory_mb": peak_memory_mb(device), "train_peak_memory_mb": train_memory,
+        "inference_whole_ms": 1000 * whole,
+        "inference_slide_ms": 1000 * slide,
+        "peak_memory_mb": peak_memory_mb(device),
+        "train_peak_memory_mb": train_memory,
         "peak_tflops": peak,
         "train_mfu": (train_flops / step / 1e12 / peak) if peak else None,
         # backbone forward FLOPs over the backbone's forward time inside the training step
         "backbone_forward_mfu_in_training": (backbone_flops * batch_size / breakdown["backbone"] / 1e12 / peak)
-        if peak and breakdown.get("backbone") else None,
+        if peak and breakdown.get("backbone")
+        else None,
         "inference_whole_mfu": (flops / whole / 1e12 / peak) if peak else None,
         "data_loading_s_per_batch": None if args.skip_data else bench_data_loading(cfg, 3),
     }

@@ -10,6 +10,7 @@ open_clip state dicts, adapts the patch kernel and position grid to the config's
 keys, to be used as ``train.init_checkpoint`` (or load the original file directly with
 ``model.backbone.pretrained=...``).
 """
+
 import argparse
 import logging
 import sys

@@ -10,7 +10,7 @@ The file is read without running any code pickled in it: only tensors are taken.
     python tools/convert_rein_checkpoint.py iter_40000_published.pth output/rein_gta.pth
 
 Evaluate the released model; the DINOv2 weights come from the original file, unless the input
-was a full segmentor file, which already contains them (then add model.backbone.pretrained=null):
+was a full segmentor file, which already contains them:
 
     python tools/train_net.py --config-file configs/rein/rein_dinov2_l_gta2cbm_512_released.py --eval-only \\
         train.init_checkpoint=output/rein_gta.pth model.backbone.pretrained=pretrained/dinov2_vitl14_pretrain.pth
@@ -19,6 +19,7 @@ A full segmentor file's backbone is converted for the ViT of --config-file (its 
 position grid); use the 1024 config for the Cityscapes -> ACDC model. Every key is mapped by an
 explicit rule; an unmapped key is an error naming it.
 """
+
 import argparse
 import logging
 import sys
@@ -28,8 +29,8 @@ from detectron2.config import LazyConfig, instantiate
 
 from vltseg_d2.checkpoint import UnmappedKeyError, convert_rein_state_dict, save_atomic
 from vltseg_d2.checkpoint.rein_mmseg import is_backbone_weight
-from vltseg_d2.utils.safe_load import CheckpointReadError, load_state_dict
 from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
+from vltseg_d2.utils.safe_load import CheckpointReadError, load_state_dict
 
 DEFAULT_CONFIG = "configs/rein/rein_dinov2_l_gta2cbm_512_released.py"
 
@@ -46,8 +47,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", help="Rein checkpoint (.pth, mmsegmentation layout)")
     parser.add_argument("output", help="converted checkpoint to write (detectron2 format)")
-    parser.add_argument("--config-file", default=DEFAULT_CONFIG,
-                        help="config whose ViT receives a full segmentor file's DINOv2 weights (default: %(default)s)")
+    parser.add_argument(
+        "--config-file",
+        default=DEFAULT_CONFIG,
+        help="config whose ViT receives a full segmentor file's DINOv2 weights (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -59,8 +63,10 @@ def main(argv=None):
     except UnmappedKeyError as e:
         sys.exit(f"error: {args.input}: {e.args[0]}")
     save_atomic({"model": converted, "__source__": f"converted from {args.input}"}, args.output)
-    counts = {part: sum(k.startswith(prefix) for k in converted)
-              for part, prefix in (("Rein", "backbone.rein."), ("ViT", "backbone.vit."), ("head", "sem_seg_head."))}
+    counts = {
+        part: sum(k.startswith(prefix) for k in converted)
+        for part, prefix in (("Rein", "backbone.rein."), ("ViT", "backbone.vit."), ("head", "sem_seg_head."))
+    }
     print(f"wrote {args.output}: {len(converted)} tensors (" + ", ".join(f"{n} {p}" for p, n in counts.items()) + ")")
 
 

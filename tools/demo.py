@@ -9,11 +9,14 @@
         --video-input drive.mp4 --output drive_seg.mp4 --slide --opts train.init_checkpoint=...
 
 Overlays use the Cityscapes palette and class names. --slide uses the config's sliding-window
-inference (model.test_crop / model.test_stride) for large frames; --resize SHORT LONG resizes
-frames (keeping aspect) before inference, predictions come back at the original size. Frames
+inference (model.test_crop / model.test_stride) for large frames. Frames are resized as the
+config's evaluation protocol resizes --dataset (or by --resize SHORT LONG, keeping aspect);
+predictions come back at the original size. The same predictor is importable:
+vltseg_d2.engine.Predictor (detectron2's DefaultPredictor contract). Frames
 over 2048x2048 pixels always use the sliding window (whole-image attention would not fit).
 Unreadable or truncated images are skipped with their name; nothing written is an error.
 """
+
 import argparse
 import logging
 import os
@@ -27,7 +30,9 @@ from tqdm import tqdm
 
 from vltseg_d2.checkpoint import CheckpointError
 from vltseg_d2.config import OverrideError, apply_overrides
-from vltseg_d2.visualization import SemSegPredictor, expand_inputs, overlay, run_images
+from vltseg_d2.engine import Predictor
+from vltseg_d2.visualization import expand_inputs, overlay, predict_train_ids, run_images
+
 
 def run_video(predictor, video, output, side_by_side):
     cap = cv2.VideoCapture(video)
@@ -41,7 +46,7 @@ def run_video(predictor, video, output, side_by_side):
         if not ok:
             break
         rgb = bgr[..., ::-1].copy()
-        result = overlay(rgb, predictor(rgb), side_by_side)[..., ::-1]
+        result = overlay(rgb, predict_train_ids(predictor, rgb), side_by_side)[..., ::-1]
         if writer is None:
             Path(output).parent.mkdir(parents=True, exist_ok=True)
             writer = cv2.VideoWriter(output, cv2.VideoWriter_fourcc(*"mp4v"), fps, (result.shape[1], result.shape[0]))
@@ -60,7 +65,18 @@ def main(argv=None):
     parser.add_argument("--output", required=True, help="folder (or a file for one image or a video)")
     parser.add_argument("--side-by-side", action="store_true", help="input and overlay side by side")
     parser.add_argument("--slide", action="store_true", help="sliding-window inference (model.test_crop/stride)")
-    parser.add_argument("--resize", nargs=2, type=int, metavar=("SHORT", "LONG"), help="resize before inference")
+    parser.add_argument(
+        "--resize",
+        nargs=2,
+        type=int,
+        metavar=("SHORT", "LONG"),
+        help="resize before inference (default: the --dataset's evaluation protocol)",
+    )
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="apply this dataset's evaluation resize protocol (default: the config's first test dataset)",
+    )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the config's train.device)")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides key=value")
     args = parser.parse_args(argv)
@@ -76,7 +92,7 @@ def main(argv=None):
     if args.device:
         cfg.train.device = args.device
     try:
-        predictor = SemSegPredictor(cfg, args.resize)
+        predictor = Predictor(cfg, input_format="RGB", dataset=args.dataset, resize=args.resize)
         if args.video_input:
             written = run_video(predictor, args.video_input, args.output, args.side_by_side)
         else:
@@ -85,7 +101,9 @@ def main(argv=None):
         parser.error(str(e))
     if not written:
         sys.exit(f"error: nothing was written to {args.output}: every input was skipped (see the warnings above)")
-    print(f"wrote {len(written)} file(s) to {os.path.commonpath([str(p) for p in written]) if written else args.output}")
+    print(
+        f"wrote {len(written)} file(s) to {os.path.commonpath([str(p) for p in written]) if written else args.output}"
+    )
     return written
 
 

@@ -3,13 +3,14 @@
 
 Checkpoints of frozen-backbone recipes (Rein) leave the frozen ViT out and name its source; this
 writes the full model (no optimizer state), so it can be used where the original backbone file
-is not at hand (deployment, another cluster). Evaluate it with model.backbone.pretrained=null:
+is not at hand (deployment, another cluster); loading it reads no backbone file:
 
     python tools/export_full_model.py --config-file configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py \\
         output/rein_dinov2_l_gta2cbm_512_bs4_40k/model_final.pth rein_gta_full.pth
     python tools/train_net.py --config-file configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py --eval-only \\
-        train.init_checkpoint=rein_gta_full.pth model.backbone.pretrained=null
+        train.init_checkpoint=rein_gta_full.pth
 """
+
 import argparse
 import logging
 import sys

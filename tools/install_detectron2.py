@@ -9,6 +9,7 @@ No library does this repackaging, hence this script.
 
     python tools/install_detectron2.py          # idempotent: a no-op when already installed
 """
+
 import argparse
 import base64
 import hashlib
@@ -20,6 +21,8 @@ import zipfile
 from pathlib import Path
 
 DIST, VERSION = "sal-detectron2", "0.7.2"
+# sha256 of sal_detectron2-0.7.2-cp310-none-any.whl as PyPI serves it: a changed file is refused
+WHEEL_SHA256 = "491af0c7f79bdb2d178e46f6cb16a97c4ac968d45c41ea3f6b6435d59bbee561"
 
 
 def _record_line(name: str, data: bytes) -> str:
@@ -59,11 +62,20 @@ def repack_pure_python(src_wheel: Path, out_dir: Path) -> Path:
     return out
 
 
-def installed_version():
+def installed_version(dist: str = DIST):
     try:
-        return importlib.metadata.version(DIST)
+        return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def verify(wheel: Path) -> None:
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest != WHEEL_SHA256:
+        raise SystemExit(
+            f"error: {wheel.name} has sha256 {digest}, expected {WHEEL_SHA256}; "
+            "refusing to install a wheel that differs from the one this script was written for"
+        )
 
 
 def main(argv=None):
@@ -73,12 +85,29 @@ def main(argv=None):
     if installed_version() == VERSION and not args.force:
         print(f"detectron2 ({DIST}=={VERSION}, pure Python) already installed")
         return
+    official = installed_version("detectron2")
+    if official and not args.force:  # the README's git install: keep it (it has the CUDA ops)
+        print(f"official detectron2 {official} already installed; leaving it (use --force to replace it)")
+        return
     pip = [sys.executable, "-m", "pip"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        subprocess.check_call(pip + ["download", "-q", "--no-deps", "--only-binary=:all:",
-                                     "--python-version", "3.10", "-d", str(tmp), f"{DIST}=={VERSION}"])
+        subprocess.check_call(
+            pip
+            + [
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.10",
+                "-d",
+                str(tmp),
+                f"{DIST}=={VERSION}",
+            ]
+        )
         (src,) = tmp.glob("sal_detectron2-*.whl")
+        verify(src)
         wheel = repack_pure_python(src, tmp)
         subprocess.check_call(pip + ["install", "-q", str(wheel)])
     print(f"installed detectron2 from {DIST}=={VERSION} (pure Python, no _C extension)")

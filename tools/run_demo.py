@@ -11,6 +11,7 @@ and print where everything went.
 Pass --iters to train longer or shorter, --output to put the run elsewhere; any extra
 key=value pairs are config overrides for training.
 """
+
 import argparse
 import json
 import subprocess
@@ -22,10 +23,12 @@ from detectron2.config import LazyConfig
 from detectron2.data import DatasetCatalog
 
 import vltseg_d2  # noqa: F401  (registers the synthetic splits)
+from vltseg_d2.config import apply_overrides
 from vltseg_d2.data.synthetic import format_summary, generate
 from vltseg_d2.data.synthetic_domains import DOMAINS
+from vltseg_d2.engine import Predictor
 from vltseg_d2.evaluation import format_cross_domain_table
-from vltseg_d2.visualization import SemSegPredictor, run_images
+from vltseg_d2.visualization import run_images
 
 CONFIG = "configs/demo/tiny_synthetic_cpu.py"
 TOOLS = Path(__file__).resolve().parent
@@ -61,9 +64,8 @@ def main(argv=None):
 
     print("== 4/4 Visualizer overlays", flush=True)
     vis_dir = out / "visualizations"
-    cfg = LazyConfig.load(CONFIG)
-    cfg.train.init_checkpoint = str(out / "model_final.pth")
-    predictor = SemSegPredictor(cfg)  # one model for every domain
+    cfg = apply_overrides(LazyConfig.load(CONFIG), args.opts)  # the model that was trained, overrides included
+    predictor = Predictor(cfg, str(out / "model_final.pth"), input_format="RGB")  # one model for every domain
     for domain in DOMAINS:
         records = DatasetCatalog.get(f"synthetic_{domain}_val")[: args.frames_per_domain]
         run_images(predictor, [Path(r["file_name"]) for r in records], vis_dir / domain, side_by_side=True)
@@ -74,7 +76,11 @@ def main(argv=None):
     print(f"  training log:      {out / 'log.txt'} (TensorBoard: {out}, metrics: {out / 'metrics.json'})")
     print(f"  cross-domain table: {table_dir / 'cross_domain.md'} and {table_dir / 'cross_domain.json'}")
     print(f"  overlays:          {vis_dir}/<domain>/*_seg.png")
-    verdict = "learned" if source >= SOURCE_MIOU_TARGET else f"below the {SOURCE_MIOU_TARGET:.0f} expected: train longer (--iters)"
+    verdict = (
+        "learned"
+        if source >= SOURCE_MIOU_TARGET
+        else f"below the {SOURCE_MIOU_TARGET:.0f} expected: train longer (--iters)"
+    )
     print(f"  source-domain mIoU {source:.1f} ({verdict}); mean over target domains {summary['mean_mIoU']:.1f}")
     return summary
 

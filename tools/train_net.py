@@ -19,6 +19,7 @@ tools/slurm_train.sh. On CPU, --num-gpus N runs N gloo processes.
 SIGTERM (SLURM preemption / time limit) or Ctrl-C: the current iteration finishes, a checkpoint
 of it is written, and the process exits with status 75; --resume continues from it.
 """
+
 import logging
 import multiprocessing
 import os
@@ -33,8 +34,14 @@ from detectron2.utils.logger import setup_logger
 
 from vltseg_d2.checkpoint import CheckpointError, load_weights
 from vltseg_d2.config import ConfigError, OverrideError, apply_overrides
-from vltseg_d2.engine import (REQUEUE_EXIT_CODE, Trainer, TrainingInterrupted, eval_output_dir, resolve_device,
-                             evaluation_dataset_names)
+from vltseg_d2.engine import (
+    REQUEUE_EXIT_CODE,
+    Trainer,
+    TrainingInterrupted,
+    eval_output_dir,
+    evaluation_dataset_names,
+    resolve_device,
+)
 
 logger = logging.getLogger("vltseg_d2")
 
@@ -42,6 +49,10 @@ logger = logging.getLogger("vltseg_d2")
 def setup(args):
     cfg = LazyConfig.load(args.config_file)
     cfg = apply_overrides(cfg, args.opts)
+    if args.eval_only and cfg.train.init_checkpoint:
+        # everything of one evaluation (log, config, table, predictions) in one folder
+        args.eval_dir = eval_output_dir(cfg, cfg.train.init_checkpoint)
+        cfg.train.output_dir = args.eval_dir
     default_setup(cfg, args)
     setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="vltseg_d2", abbrev_name="vltseg")
     return cfg
@@ -60,8 +71,9 @@ def evaluate(cfg, args):
         model = create_ddp_model(model, device_ids=None)
     else:
         model = create_ddp_model(model)
-    folder = eval_output_dir(cfg, checkpoint)
-    return Trainer.test(cfg, model, output_dir=folder, per_class=args.per_class, source=os.path.abspath(checkpoint))
+    return Trainer.test(
+        cfg, model, output_dir=args.eval_dir, per_class=args.per_class, source=os.path.abspath(checkpoint)
+    )
 
 
 def main(args):
@@ -110,8 +122,14 @@ def launch_with_requeue(args):
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, _forward_to_workers)
     try:
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        )
     except torch.multiprocessing.ProcessExitedException as e:
         if e.exit_code == REQUEUE_EXIT_CODE:
             sys.exit(REQUEUE_EXIT_CODE)

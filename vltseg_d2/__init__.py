@@ -2,6 +2,7 @@
 
 Importing the package registers every dataset split (lazily: no disk access until used).
 """
+
 from . import data  # noqa: F401  (registers datasets)
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 """Training loop settings (the ``train`` group)."""
+
 train = dict(
     output_dir="./output",
     init_checkpoint="",  # weights to start from (ignored when --resume finds a checkpoint)

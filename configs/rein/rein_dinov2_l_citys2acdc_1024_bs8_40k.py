@@ -3,6 +3,7 @@
 Recipe: AdamW lr 6e-5, linear warm-up over 10k iterations then poly to 40k, batch 8 (4 GPUs x 2),
 position grid 64x64, slide 1024 / stride 683 at full resolution.
 """
+
 from ..common.data.citys2acdc_1024 import dataloader  # noqa: F401
 from ..common.models.rein_dinov2_l import model
 from ..common.optim import AdamW as optimizer

@@ -4,6 +4,7 @@ Recipe (the reference code): AdamW lr 1e-4, wd 0.05, poly 0.9 over 40k iteration
 GPU, slide 512 / stride 341. Put dinov2_vitl14_pretrain.pth under pretrained/ (or override
 model.backbone.pretrained=...).
 """
+
 from ..common.data.gta2cbm_512 import dataloader  # noqa: F401
 from ..common.models.rein_dinov2_l import model
 from ..common.optim import AdamW as optimizer

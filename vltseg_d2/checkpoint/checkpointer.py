@@ -15,6 +15,7 @@
   leaves a truncated ``model_*.pth`` or ``last_checkpoint``; leftovers of a killed save are
   removed when the checkpointer starts.
 """
+
 import logging
 import os
 from pathlib import Path
@@ -22,8 +23,8 @@ from pathlib import Path
 from detectron2.checkpoint import DetectionCheckpointer
 from torch.nn.parallel import DistributedDataParallel
 
-from .io import remove_stale_temporaries, save_atomic, write_text_atomic
 from ..utils.safe_load import CheckpointError, load_array_pickle, load_tensor_checkpoint
+from .io import remove_stale_temporaries, save_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +50,9 @@ def _compact(backbone) -> bool:
 
 class SafeCheckpointer(DetectionCheckpointer):
     """Args (beyond DetectionCheckpointer's):
-        strict: refuse a checkpoint whose model weights do not all fit (missing, unexpected or
-            of another shape); ``False`` keeps detectron2's partial loading (fine-tuning from
-            another head, e.g. another class count).
+    strict: refuse a checkpoint whose model weights do not all fit (missing, unexpected or
+        of another shape); ``False`` keeps detectron2's partial loading (fine-tuning from
+        another head, e.g. another class count).
     """
 
     def __init__(self, model, save_dir="", *, strict: bool = True, **kwargs):
@@ -79,21 +80,26 @@ class SafeCheckpointer(DetectionCheckpointer):
             if "model" in data and "__author__" in data:
                 return data
             data = data.get("blobs", data)  # Caffe2 / Detectron1 model zoo
-            return {"model": {k: v for k, v in data.items() if not k.endswith("_momentum")}, "__author__": "Caffe2",
-                    "matching_heuristics": True}
+            return {
+                "model": {k: v for k, v in data.items() if not k.endswith("_momentum")},
+                "__author__": "Caffe2",
+                "matching_heuristics": True,
+            }
         return super()._load_file(filename)
 
     def _torch_load(self, f):
         return load_tensor_checkpoint(f)
 
     def _load_model(self, checkpoint):
-        state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in checkpoint["model"].items()}
+        state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in checkpoint["model"].items()}
         backbone = _vit_backbone(self.model)
         from_source = backbone is not None and not any(k.startswith(VIT_PREFIX) for k in state)
         if from_source:
             self._frozen_weights_for(backbone, checkpoint.get("frozen_backbone"))
         if self.strict:
-            self._check_fits(state, {k for k in self.model.state_dict() if k.startswith(VIT_PREFIX)} if from_source else set())
+            self._check_fits(
+                state, {k for k in self.model.state_dict() if k.startswith(VIT_PREFIX)} if from_source else set()
+            )
         return super()._load_model(checkpoint)
 
     @staticmethod
@@ -104,21 +110,26 @@ class SafeCheckpointer(DetectionCheckpointer):
             if not source:
                 raise CheckpointMismatchError(
                     "it holds no ViT weights (a Rein or trainable-only checkpoint) and none are configured: "
-                    "set model.backbone.pretrained to the original backbone file or hub id")
+                    "set model.backbone.pretrained to the original backbone file or hub id"
+                )
             backbone.load_pretrained(source)
-        if identity and identity.get("sha256") != backbone.frozen_identity()["sha256"]:
+        expected, found = (identity or {}).get("sha256", ""), backbone.frozen_identity()["sha256"]
+        if identity and expected != found:
             raise CheckpointMismatchError(
-                f"it was trained on the frozen backbone {identity.get('source')} (sha256 {identity.get('sha256', '')[:12]}), "
-                f"but {backbone.loaded_from} holds other weights (sha256 {backbone.frozen_identity()['sha256'][:12]}): "
-                "set model.backbone.pretrained to the file it was trained with")
+                f"it was trained on the frozen backbone {identity.get('source')} (sha256 {expected[:12]}), "
+                f"but {backbone.loaded_from} holds other weights (sha256 {found[:12]}): "
+                "set model.backbone.pretrained to the file it was trained with"
+            )
 
     def _check_fits(self, state: dict, provided: set):
         own = self.model.state_dict()
         missing = sorted(own.keys() - state.keys() - provided)
         unexpected = sorted(state.keys() - own.keys())
-        wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                 for k in sorted(own.keys() & state.keys()) if hasattr(state[k], "shape")
-                 and tuple(state[k].shape) != tuple(own[k].shape)]
+        wrong = [
+            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+            for k in sorted(own.keys() & state.keys())
+            if hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
+        ]
         if not (missing or unexpected or wrong):
             return
         parts = []
@@ -129,10 +140,12 @@ class SafeCheckpointer(DetectionCheckpointer):
         if unexpected:
             parts.append(f"{len(unexpected)} not in the model ({', '.join(unexpected[:4])})")
         raise CheckpointMismatchError(
-            "the checkpoint does not fit the model built from the config: " + "; ".join(parts)
+            "the checkpoint does not fit the model built from the config: "
+            + "; ".join(parts)
             + ". Likely cause: the checkpoint was trained with another config (backbone, number of "
             "classes or queries, head size). Use that config, or set train.strict_load=False to load "
-            "what fits (e.g. fine-tuning with another head).")
+            "what fits (e.g. fine-tuning with another head)."
+        )
 
     def save(self, name, **kwargs):
         if not self.save_dir or not self.save_to_disk:

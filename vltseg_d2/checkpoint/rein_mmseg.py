@@ -16,6 +16,7 @@ are: the Rein module and the head follow the reference conventions (interleaved 
 sine encoding without offset), so no tensor is reordered. The ``backbone.*`` DINOv2 part goes
 through the same conversion as ``model.backbone.pretrained`` (``fit_vit_state``).
 """
+
 import re
 from typing import Dict, Optional
 
@@ -27,18 +28,31 @@ HEAD = "sem_seg_head."
 # (pattern, replacement) pairs, tried in order; the first full match wins.
 _RULES = [
     (r"backbone\.reins\.(.+)", r"backbone.rein.\1"),
-    (r"decode_head\.pixel_decoder\.input_convs\.(\d+)\.conv\.(weight|bias)", HEAD + r"pixel_decoder.input_proj.\1.0.\2"),
+    (
+        r"decode_head\.pixel_decoder\.input_convs\.(\d+)\.conv\.(weight|bias)",
+        HEAD + r"pixel_decoder.input_proj.\1.0.\2",
+    ),
     (r"decode_head\.pixel_decoder\.input_convs\.(\d+)\.gn\.(weight|bias)", HEAD + r"pixel_decoder.input_proj.\1.1.\2"),
-    (r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.self_attn\.(\w+)\.(weight|bias)",
-     HEAD + r"pixel_decoder.transformer.encoder.layers.\1.self_attn.\2.\3"),
-    (r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.ffn\.layers\.0\.0\.(weight|bias)",
-     HEAD + r"pixel_decoder.transformer.encoder.layers.\1.linear1.\2"),
-    (r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.ffn\.layers\.1\.(weight|bias)",
-     HEAD + r"pixel_decoder.transformer.encoder.layers.\1.linear2.\2"),
-    (r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.norms\.0\.(weight|bias)",
-     HEAD + r"pixel_decoder.transformer.encoder.layers.\1.norm1.\2"),
-    (r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.norms\.1\.(weight|bias)",
-     HEAD + r"pixel_decoder.transformer.encoder.layers.\1.norm2.\2"),
+    (
+        r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.self_attn\.(\w+)\.(weight|bias)",
+        HEAD + r"pixel_decoder.transformer.encoder.layers.\1.self_attn.\2.\3",
+    ),
+    (
+        r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.ffn\.layers\.0\.0\.(weight|bias)",
+        HEAD + r"pixel_decoder.transformer.encoder.layers.\1.linear1.\2",
+    ),
+    (
+        r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.ffn\.layers\.1\.(weight|bias)",
+        HEAD + r"pixel_decoder.transformer.encoder.layers.\1.linear2.\2",
+    ),
+    (
+        r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.norms\.0\.(weight|bias)",
+        HEAD + r"pixel_decoder.transformer.encoder.layers.\1.norm1.\2",
+    ),
+    (
+        r"decode_head\.pixel_decoder\.encoder\.layers\.(\d+)\.norms\.1\.(weight|bias)",
+        HEAD + r"pixel_decoder.transformer.encoder.layers.\1.norm2.\2",
+    ),
     (r"decode_head\.pixel_decoder\.level_encoding\.weight", HEAD + "pixel_decoder.transformer.level_embed"),
     (r"decode_head\.pixel_decoder\.lateral_convs\.0\.conv\.weight", HEAD + "pixel_decoder.adapter_1.weight"),
     (r"decode_head\.pixel_decoder\.lateral_convs\.0\.gn\.(weight|bias)", HEAD + r"pixel_decoder.adapter_1.norm.\1"),
@@ -46,20 +60,34 @@ _RULES = [
     (r"decode_head\.pixel_decoder\.output_convs\.0\.gn\.(weight|bias)", HEAD + r"pixel_decoder.layer_1.norm.\1"),
     (r"decode_head\.pixel_decoder\.mask_feature\.(weight|bias)", HEAD + r"pixel_decoder.mask_features.\1"),
     # mmdetection decoder layer: cross-attn, norms.0, self-attn, norms.1, FFN, norms.2
-    (r"decode_head\.transformer_decoder\.layers\.(\d+)\.self_attn\.attn\.(.+)",
-     HEAD + r"predictor.transformer_self_attention_layers.\1.self_attn.\2"),
-    (r"decode_head\.transformer_decoder\.layers\.(\d+)\.cross_attn\.attn\.(.+)",
-     HEAD + r"predictor.transformer_cross_attention_layers.\1.multihead_attn.\2"),
-    (r"decode_head\.transformer_decoder\.layers\.(\d+)\.ffn\.layers\.0\.0\.(weight|bias)",
-     HEAD + r"predictor.transformer_ffn_layers.\1.linear1.\2"),
-    (r"decode_head\.transformer_decoder\.layers\.(\d+)\.ffn\.layers\.1\.(weight|bias)",
-     HEAD + r"predictor.transformer_ffn_layers.\1.linear2.\2"),
-    (r"decode_head\.transformer_decoder\.layers\.(\d+)\.norms\.0\.(weight|bias)",
-     HEAD + r"predictor.transformer_cross_attention_layers.\1.norm.\2"),
-    (r"decode_head\.transformer_decoder\.layers\.(\d+)\.norms\.1\.(weight|bias)",
-     HEAD + r"predictor.transformer_self_attention_layers.\1.norm.\2"),
-    (r"decode_head\.transformer_decoder\.layers\.(\d+)\.norms\.2\.(weight|bias)",
-     HEAD + r"predictor.transformer_ffn_layers.\1.norm.\2"),
+    (
+        r"decode_head\.transformer_decoder\.layers\.(\d+)\.self_attn\.attn\.(.+)",
+        HEAD + r"predictor.transformer_self_attention_layers.\1.self_attn.\2",
+    ),
+    (
+        r"decode_head\.transformer_decoder\.layers\.(\d+)\.cross_attn\.attn\.(.+)",
+        HEAD + r"predictor.transformer_cross_attention_layers.\1.multihead_attn.\2",
+    ),
+    (
+        r"decode_head\.transformer_decoder\.layers\.(\d+)\.ffn\.layers\.0\.0\.(weight|bias)",
+        HEAD + r"predictor.transformer_ffn_layers.\1.linear1.\2",
+    ),
+    (
+        r"decode_head\.transformer_decoder\.layers\.(\d+)\.ffn\.layers\.1\.(weight|bias)",
+        HEAD + r"predictor.transformer_ffn_layers.\1.linear2.\2",
+    ),
+    (
+        r"decode_head\.transformer_decoder\.layers\.(\d+)\.norms\.0\.(weight|bias)",
+        HEAD + r"predictor.transformer_cross_attention_layers.\1.norm.\2",
+    ),
+    (
+        r"decode_head\.transformer_decoder\.layers\.(\d+)\.norms\.1\.(weight|bias)",
+        HEAD + r"predictor.transformer_self_attention_layers.\1.norm.\2",
+    ),
+    (
+        r"decode_head\.transformer_decoder\.layers\.(\d+)\.norms\.2\.(weight|bias)",
+        HEAD + r"predictor.transformer_ffn_layers.\1.norm.\2",
+    ),
     (r"decode_head\.transformer_decoder\.post_norm\.(weight|bias)", HEAD + r"predictor.decoder_norm.\1"),
     (r"decode_head\.level_embed\.weight", HEAD + "predictor.level_embed.weight"),
     (r"decode_head\.cls_embed\.(weight|bias)", HEAD + r"predictor.class_embed.\1"),
@@ -79,8 +107,10 @@ def map_key(key: str) -> str:
     for pattern, replacement in _COMPILED:
         if pattern.fullmatch(key):
             return pattern.sub(replacement, key)
-    raise UnmappedKeyError(f"no conversion rule for key '{key}' of the Rein checkpoint; "
-                           "is it a Rein mmsegmentation checkpoint (ViT + LoRA-Reins + Mask2Former head)?")
+    raise UnmappedKeyError(
+        f"no conversion rule for key '{key}' of the Rein checkpoint; "
+        "is it a Rein mmsegmentation checkpoint (ViT + LoRA-Reins + Mask2Former head)?"
+    )
 
 
 def is_backbone_weight(key: str) -> bool:
@@ -88,8 +118,9 @@ def is_backbone_weight(key: str) -> bool:
     return key.startswith("backbone.") and not key.startswith("backbone.reins.")
 
 
-def convert_rein_state_dict(state: Dict[str, torch.Tensor], vit: Optional[torch.nn.Module] = None,
-                            source: str = "the Rein checkpoint") -> Dict[str, torch.Tensor]:
+def convert_rein_state_dict(
+    state: Dict[str, torch.Tensor], vit: Optional[torch.nn.Module] = None, source: str = "the Rein checkpoint"
+) -> Dict[str, torch.Tensor]:
     """A Rein state dict (``state_dict`` wrapper removed or not) -> this model's keys.
 
     ``vit`` (the model's timm ViT, meta device is enough) is needed only when the file holds the
@@ -98,10 +129,12 @@ def convert_rein_state_dict(state: Dict[str, torch.Tensor], vit: Optional[torch.
     if isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     converted = {map_key(k): v for k, v in state.items() if not is_backbone_weight(k)}
-    dinov2 = {k[len("backbone."):]: v for k, v in state.items() if is_backbone_weight(k)}
+    dinov2 = {k[len("backbone.") :]: v for k, v in state.items() if is_backbone_weight(k)}
     if dinov2:
         if vit is None:
-            raise ValueError(f"{source} holds the DINOv2 backbone too ({len(dinov2)} tensors, e.g. "
-                             f"backbone.{next(iter(dinov2))}): the model's ViT is needed to convert them")
+            raise ValueError(
+                f"{source} holds the DINOv2 backbone too ({len(dinov2)} tensors, e.g. "
+                f"backbone.{next(iter(dinov2))}): the model's ViT is needed to convert them"
+            )
         converted.update({"backbone.vit." + k: v for k, v in fit_vit_state(dinov2, vit, source).items()})
     return converted

@@ -6,6 +6,7 @@ an argument of the callable its parent node instantiates (``_target_``), or be a
 open dict (a dict whose name ends in ``kwargs`` or ``protocols``, such as
 ``model.backbone.model_kwargs``); otherwise the error names the key and the closest existing ones.
 """
+
 import difflib
 import inspect
 
@@ -68,15 +69,19 @@ _NONE_WORDS = ("None", "none", "null", "~")
 
 def _type_name(value) -> str:
     return {bool: "a boolean (True/False)", int: "an integer", float: "a number", str: "a string"}.get(
-        type(value), type(value).__name__)
+        type(value), type(value).__name__
+    )
 
 
 def check_value(key: str, old, new):
     """``new`` must have the type of the value it replaces (an int may replace a float; ``None``
     and a value may replace each other); positive keys must be > 0."""
     if old is not None and new is not None and not OmegaConf.is_config(old):
-        ok = (type(new) is type(old) or (isinstance(old, float) and type(new) is int)
-              or (isinstance(old, (list, tuple, ListConfig)) and isinstance(new, (list, tuple, ListConfig))))
+        ok = (
+            type(new) is type(old)
+            or (isinstance(old, float) and type(new) is int)
+            or (isinstance(old, (list, tuple, ListConfig)) and isinstance(new, (list, tuple, ListConfig)))
+        )
         if isinstance(old, (int, float, bool, str)) and not ok:
             raise OverrideError(f"override {key}={new!r}: expected {_type_name(old)} like the config's {old!r}")
     if key in POSITIVE_KEYS and isinstance(new, (int, float)) and not isinstance(new, bool) and new <= 0:

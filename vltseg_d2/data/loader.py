@@ -7,6 +7,7 @@ comes from a generator seeded with (seed, epoch) and the mapper's NumPy/PyTorch 
 seeded with (seed, k). ``start_iter`` (set by the trainer after loading a checkpoint) skips the
 samples already consumed, so a resumed run continues exactly where the killed one stopped.
 """
+
 import itertools
 
 import numpy as np
@@ -69,8 +70,15 @@ class ResumableTrainLoader:
         self.start_iter = 0
 
     def __iter__(self):
-        stream = _BatchStream(self.records, self.mapper, self.seed, self.start_iter, self.batch_size,
-                              comm.get_rank(), comm.get_world_size())
+        stream = _BatchStream(
+            self.records,
+            self.mapper,
+            self.seed,
+            self.start_iter,
+            self.batch_size,
+            comm.get_rank(),
+            comm.get_world_size(),
+        )
         return iter(DataLoader(stream, batch_size=None, num_workers=self.num_workers, collate_fn=_identity))
 
 

@@ -1,4 +1,5 @@
 """File record -> model input: augmented image tensor, ``sem_seg`` and per-class ``instances``."""
+
 import logging
 from typing import List, Optional, Sequence
 
@@ -55,9 +56,16 @@ class SemSegDatasetMapper:
             the classifier or train silently as "no object").
     """
 
-    def __init__(self, augmentations: Sequence[T.Augmentation], is_train: bool = True, *,
-                 image_format: str = "RGB", ignore_label: int = IGNORE_LABEL,
-                 pad_to: Optional[Sequence[int]] = None, num_classes: int = 19):
+    def __init__(
+        self,
+        augmentations: Sequence[T.Augmentation],
+        is_train: bool = True,
+        *,
+        image_format: str = "RGB",
+        ignore_label: int = IGNORE_LABEL,
+        pad_to: Optional[Sequence[int]] = None,
+        num_classes: int = 19,
+    ):
         self.augmentations = T.AugmentationList(list(augmentations))
         self.is_train = is_train
         self.image_format = image_format
@@ -81,15 +89,19 @@ class SemSegDatasetMapper:
             self._skip(f"skipping unreadable training sample {record['file_name']}: {e}")
             return None  # the loader then draws another sample
         if sem_seg is not None and sem_seg.shape != image.shape[:2]:
-            self._skip(f"skipping {record['file_name']}: label {record['sem_seg_file_name']} is "
-                       f"{sem_seg.shape}, image is {image.shape[:2]} (re-run the dataset's prepare script)")
+            self._skip(
+                f"skipping {record['file_name']}: label {record['sem_seg_file_name']} is "
+                f"{sem_seg.shape}, image is {image.shape[:2]} (re-run the dataset's prepare script)"
+            )
             return None
         if sem_seg is not None:
             bad = invalid_label_values(sem_seg, self.num_classes, self.ignore_label)
             if bad.size:
-                self._skip(f"skipping {record['file_name']}: label {record['sem_seg_file_name']} has values "
-                           f"{bad.tolist()} outside 0..{self.num_classes - 1} and {self.ignore_label} "
-                           "(is it a labelId PNG? convert it with the dataset's prepare script)")
+                self._skip(
+                    f"skipping {record['file_name']}: label {record['sem_seg_file_name']} has values "
+                    f"{bad.tolist()} outside 0..{self.num_classes - 1} and {self.ignore_label} "
+                    "(is it a labelId PNG? convert it with the dataset's prepare script)"
+                )
                 return None
         record.setdefault("height", image.shape[0])
         record.setdefault("width", image.shape[1])
@@ -112,8 +124,9 @@ class SemSegDatasetMapper:
         return image, sem_seg
 
 
-def train_augmentations(crop_size, short_edges: List[int], max_size: int, cat_max_ratio=0.75,
-                        ignore_label=IGNORE_LABEL, photometric=True):
+def train_augmentations(
+    crop_size, short_edges: List[int], max_size: int, cat_max_ratio=0.75, ignore_label=IGNORE_LABEL, photometric=True
+):
     """The reference recipes' training pipeline."""
     augs = [
         T.ResizeShortestEdge(short_edges, max_size=max_size, sample_style="choice"),

@@ -9,6 +9,7 @@ source ``val`` so that only appearance differs. Splits are registered as
 ``synthetic_source_train``, ``synthetic_source_val`` and ``synthetic_<domain>_val``.
 Generation is deterministic by ``--seed`` and skipped when the same settings were already written.
 """
+
 import argparse
 import json
 import multiprocessing as mp
@@ -45,7 +46,9 @@ def render_frame(index: int, split: str, seed: int, height: int, width: int):
     scene_seed, *domain_seeds = seq.spawn(1 + len(DOMAINS))
     scene = draw_scene(np.random.default_rng(scene_seed), height, width)
     images = {
-        d: DOMAINS[d](scene, np.random.default_rng(s)) for d, s in zip(DOMAINS, domain_seeds) if d in split_domains(split)
+        d: DOMAINS[d](scene, np.random.default_rng(s))
+        for d, s in zip(DOMAINS, domain_seeds)
+        if d in split_domains(split)
     }
     return scene.label, images
 
@@ -84,15 +87,25 @@ def generate(root=None, num_train=300, num_val=40, height=256, width=512, seed=0
         work = partial(_write_frame, split=split, seed=seed, height=height, width=width, root=out)
         brightness = {d: 0.0 for d in split_domains(split)}
         with mp.get_context("fork").Pool(nproc) as pool:
-            for counts, means in tqdm(pool.imap(work, range(count), chunksize=4), total=count,
-                                      desc=f"synthetic {split}", unit="frame", leave=False):
+            for counts, means in tqdm(
+                pool.imap(work, range(count), chunksize=4),
+                total=count,
+                desc=f"synthetic {split}",
+                unit="frame",
+                leave=False,
+            ):
                 class_pixels += counts
                 for d, m in means.items():
                     brightness[d] += m / count
-        rows += [dict(dataset=f"synthetic_{d}_{split}", domain=d, split=split, frames=count,
-                      mean_brightness=round(b, 3)) for d, b in brightness.items()]
+        rows += [
+            dict(dataset=f"synthetic_{d}_{split}", domain=d, split=split, frames=count, mean_brightness=round(b, 3))
+            for d, b in brightness.items()
+        ]
     summary = dict(
-        settings=settings, root=str(out), seconds=round(time.time() - start, 1), splits=rows,
+        settings=settings,
+        root=str(out),
+        seconds=round(time.time() - start, 1),
+        splits=rows,
         class_fraction={n: round(float(p) / max(class_pixels.sum(), 1), 4) for n, p in zip(CLASS_NAMES, class_pixels)},
     )
     manifest.write_text(json.dumps(summary, indent=2))
@@ -124,8 +137,9 @@ def main(argv=None):
     parser.add_argument("--nproc", type=int, default=None, help="worker processes (default: CPU count)")
     parser.add_argument("--force", action="store_true", help="regenerate even if the same settings exist")
     args = parser.parse_args(argv)
-    summary = generate(args.root, args.num_train, args.num_val, args.height, args.width, args.seed,
-                       args.nproc, args.force)
+    summary = generate(
+        args.root, args.num_train, args.num_val, args.height, args.width, args.seed, args.nproc, args.force
+    )
     print(format_summary(summary))
     return summary
 

@@ -2,12 +2,13 @@
 
 Each domain maps (scene, rng) -> RGB image in [0, 1]; the labels never change.
 """
+
 import colorsys
 
 import cv2
 import numpy as np
 
-from .synthetic_scene import M, SOURCE_PALETTE, Scene, low_frequency_noise, render
+from .synthetic_scene import SOURCE_PALETTE, M, Scene, low_frequency_noise, render
 
 
 def source(scene: Scene, rng) -> np.ndarray:

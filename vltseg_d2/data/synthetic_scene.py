@@ -5,6 +5,7 @@ train id) plus a per-object shade map and a depth map; rendering turns materials
 a palette and texture noise. Domains (see ``synthetic_domains``) re-render or post-process the
 same scene, so labels are identical across domains and only appearance shifts.
 """
+
 from dataclasses import dataclass
 
 import cv2
@@ -179,8 +180,16 @@ def _pole(c, x, y, size, d):
 def _car(c, x, y, size, d):
     cw, ch = 0.45 * size, 0.22 * size
     c.rect(x - cw / 2, y - ch, x + cw / 2, y - 0.15 * ch, "car_body", d)
-    c.poly([(x - 0.35 * cw, y - ch), (x - 0.25 * cw, y - 1.6 * ch), (x + 0.25 * cw, y - 1.6 * ch),
-            (x + 0.35 * cw, y - ch)], "car_body", d)
+    c.poly(
+        [
+            (x - 0.35 * cw, y - ch),
+            (x - 0.25 * cw, y - 1.6 * ch),
+            (x + 0.25 * cw, y - 1.6 * ch),
+            (x + 0.35 * cw, y - ch),
+        ],
+        "car_body",
+        d,
+    )
     c.rect(x - 0.22 * cw, y - 1.5 * ch, x + 0.22 * cw, y - 1.05 * ch, "car_glass", d)
     for wx in (x - 0.32 * cw, x + 0.32 * cw):
         c.ellipse(wx, y - 0.15 * ch, 0.1 * cw, 0.15 * ch, "wheel", d, 1.0)

@@ -4,6 +4,7 @@ detectron2 has brightness/contrast/saturation augmentations but no hue and not t
 this one is written here; it follows mmsegmentation's PhotoMetricDistortion: each step with
 probability 0.5, contrast either before or after the HSV steps, values clipped to [0, 255].
 """
+
 import cv2
 import numpy as np
 from detectron2.data.transforms import Augmentation

@@ -1,3 +1,4 @@
 from .optimizer import param_groups  # noqa: F401
+from .predictor import Predictor  # noqa: F401
 from .preemption import REQUEUE_EXIT_CODE, TrainingInterrupted  # noqa: F401
-from .trainer import Trainer, eval_output_dir, resolve_device, evaluation_dataset_names  # noqa: F401
+from .trainer import Trainer, eval_output_dir, evaluation_dataset_names, resolve_device  # noqa: F401

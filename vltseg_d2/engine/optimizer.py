@@ -7,20 +7,37 @@
   weight for this purpose;
 - optional layer-wise lr decay over the ViT blocks (detectron2's ViTDet rule).
 """
+
 from typing import Optional, Sequence
 
 from detectron2.modeling.backbone.vit import get_vit_lr_decay_rate
 from detectron2.solver.build import reduce_param_groups
 from torch import nn
 
-NO_DECAY_KEYWORDS = ("pos_embed", "cls_token", "reg_token", "level_embed", "query_embed", "query_feat",
-                     "learnable_tokens", "rein.scale", "relative_position_bias_table")
+NO_DECAY_KEYWORDS = (
+    "pos_embed",
+    "cls_token",
+    "reg_token",
+    "level_embed",
+    "query_embed",
+    "query_feat",
+    "learnable_tokens",
+    "rein.scale",
+    "relative_position_bias_table",
+)
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm2d, nn.SyncBatchNorm)
 
 
-def param_groups(model: nn.Module, base_lr: float, weight_decay: float, backbone_lr_mult: float = 1.0,
-                 layer_decay: Optional[float] = None, num_layers: Optional[int] = None,
-                 no_decay_keywords: Sequence[str] = NO_DECAY_KEYWORDS, backbone_prefix: str = "backbone.vit."):
+def param_groups(
+    model: nn.Module,
+    base_lr: float,
+    weight_decay: float,
+    backbone_lr_mult: float = 1.0,
+    layer_decay: Optional[float] = None,
+    num_layers: Optional[int] = None,
+    no_decay_keywords: Sequence[str] = NO_DECAY_KEYWORDS,
+    backbone_prefix: str = "backbone.vit.",
+):
     norm_params = {id(p) for m in model.modules() if isinstance(m, _NORMS) for p in m.parameters(recurse=False)}
     if layer_decay is not None and num_layers is None:
         num_layers = len(model.backbone.vit.blocks)

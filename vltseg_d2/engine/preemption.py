@@ -6,6 +6,7 @@ and training stops with :class:`TrainingInterrupted`; ``tools/train_net.py`` the
 :data:`REQUEUE_EXIT_CODE`, which ``tools/slurm_train.sh`` answers by requeueing the job, and the
 requeued job continues with ``--resume`` at the next iteration: no iteration is lost or repeated.
 """
+
 import logging
 import os
 import re
@@ -27,8 +28,9 @@ class TrainingInterrupted(BaseException):
     KeyboardInterrupt, so detectron2's trainer does not log it as a crash."""
 
     def __init__(self, signal_name: str, iteration: int, checkpoint: str):
-        super().__init__(f"{signal_name} received: saved iteration {iteration} to {checkpoint}; "
-                         "run again with --resume to continue")
+        super().__init__(
+            f"{signal_name} received: saved iteration {iteration} to {checkpoint}; run again with --resume to continue"
+        )
         self.signal_name, self.iteration, self.checkpoint = signal_name, iteration, checkpoint
 
 

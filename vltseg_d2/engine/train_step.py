@@ -3,6 +3,7 @@
 detectron2's AMPTrainer is CUDA-only, always uses a grad scaler and cannot clip (clipping must
 happen between unscaling and the step), so the step is written here on top of SimpleTrainer.
 """
+
 import time
 from typing import Optional
 
@@ -21,8 +22,17 @@ def resolve_precision(enabled: bool, precision: str, device: torch.device) -> Op
 
 
 class MixedPrecisionTrainer(SimpleTrainer):
-    def __init__(self, model, data_loader, optimizer, *, precision: Optional[torch.dtype] = None,
-                 clip_grad_norm: Optional[float] = None, device_type: str = "cpu", seed: int = -1):
+    def __init__(
+        self,
+        model,
+        data_loader,
+        optimizer,
+        *,
+        precision: Optional[torch.dtype] = None,
+        clip_grad_norm: Optional[float] = None,
+        device_type: str = "cpu",
+        seed: int = -1,
+    ):
         super().__init__(model, data_loader, optimizer)
         self.seed = seed
         self.precision, self.clip_grad_norm, self.device_type = precision, clip_grad_norm, device_type
@@ -36,12 +46,16 @@ class MixedPrecisionTrainer(SimpleTrainer):
         data_time = time.perf_counter() - start
         if self.seed >= 0:  # the model's own randomness (point sampling) depends on the iteration only
             torch.manual_seed(self.seed + self.iter)
-        with torch.autocast(self.device_type, dtype=self.precision or torch.float32, enabled=self.precision is not None):
+        with torch.autocast(
+            self.device_type, dtype=self.precision or torch.float32, enabled=self.precision is not None
+        ):
             try:
                 loss_dict = self.model(data)
             except FloatingPointError as e:  # raised by the matcher on NaN predictions
-                raise FloatingPointError(f"at iteration {self.iter}: {e} ({self._lr_text()}); training diverged: "
-                                         "lower optimizer.lr or enable train.clip_grad and restart") from None
+                raise FloatingPointError(
+                    f"at iteration {self.iter}: {e} ({self._lr_text()}); training diverged: "
+                    "lower optimizer.lr or enable train.clip_grad and restart"
+                ) from None
             losses = sum(loss_dict.values())
         self._check_finite(loss_dict, losses)
         self.optimizer.zero_grad(set_to_none=True)
@@ -58,9 +72,11 @@ class MixedPrecisionTrainer(SimpleTrainer):
         if self.grad_scaler is None:  # fp16's scaler skips inf steps by itself; otherwise never step on inf/NaN
             norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if norm is None else norm
             if not torch.isfinite(norm).item():
-                raise FloatingPointError(f"non-finite gradients at iteration {self.iter} ({self._lr_text()}); "
-                                         "the weights were not updated and the last checkpoint is intact: lower "
-                                         "optimizer.lr or enable train.clip_grad, then --resume")
+                raise FloatingPointError(
+                    f"non-finite gradients at iteration {self.iter} ({self._lr_text()}); "
+                    "the weights were not updated and the last checkpoint is intact: lower "
+                    "optimizer.lr or enable train.clip_grad, then --resume"
+                )
         self._write_metrics(loss_dict, data_time)
         # the window-smoothed total_loss of detectron2's writers cannot compare two runs iteration by iteration
         get_event_storage().put_scalar("total_loss_unsmoothed", losses.item(), smoothing_hint=False)
@@ -78,10 +94,13 @@ class MixedPrecisionTrainer(SimpleTrainer):
         bad = [k for k, v in loss_dict.items() if not torch.isfinite(v).all().item()]
         raise FloatingPointError(
             f"non-finite loss at iteration {self.iter}: {', '.join(bad)} ({self._lr_text()}). The last checkpoint "
-            "is intact; lower optimizer.lr, enable train.clip_grad or use bf16 instead of fp16, then --resume.")
+            "is intact; lower optimizer.lr, enable train.clip_grad or use bf16 instead of fp16, then --resume."
+        )
 
     def _lr_text(self) -> str:
-        return "learning rate " + ", ".join(f"{lr:.3g}" for lr in sorted({g["lr"] for g in self.optimizer.param_groups}))
+        return "learning rate " + ", ".join(
+            f"{lr:.3g}" for lr in sorted({g["lr"] for g in self.optimizer.param_groups})
+        )
 
     def state_dict(self):
         ret = super().state_dict()

@@ -6,6 +6,7 @@ because DefaultTrainer reads yacs keys there. Config layout (see configs/common)
 ``cfg.model``, ``cfg.optimizer``, ``cfg.lr_multiplier``, ``cfg.dataloader.{train,test,evaluator,
 test_datasets,test_protocols,in_domain}``, ``cfg.train.*``.
 """
+
 import copy
 import difflib
 import json
@@ -54,12 +55,18 @@ class Trainer(DefaultTrainer):
         model = create_ddp_model(model, **ddp)
         clip = cfg.train.clip_grad
         self._trainer = MixedPrecisionTrainer(
-            model, data_loader, optimizer, device_type=device.type,
+            model,
+            data_loader,
+            optimizer,
+            device_type=device.type,
             precision=resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, device),
-            clip_grad_norm=clip.max_norm if clip.enabled else None, seed=cfg.train.get("seed", -1))
+            clip_grad_norm=clip.max_norm if clip.enabled else None,
+            seed=cfg.train.get("seed", -1),
+        )
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = SafeCheckpointer(model, cfg.train.output_dir, strict=cfg.train.get("strict_load", True),
-                                             trainer=weakref.proxy(self))
+        self.checkpointer = SafeCheckpointer(
+            model, cfg.train.output_dir, strict=cfg.train.get("strict_load", True), trainer=weakref.proxy(self)
+        )
         evaluation_dataset_names(cfg)  # an unknown evaluation dataset fails now, not after hours of training
         self.start_iter = 0
         self.max_iter = cfg.train.max_iter
@@ -152,8 +159,10 @@ class Trainer(DefaultTrainer):
             folder = output_folder or os.path.join(cfg.train.output_dir, "eval", "predictions")
             evaluators.append(PredictionWriter(dataset_name, os.path.join(folder, dataset_name), fmt))
         if not evaluators:
-            raise ValueError(f"{dataset_name} has no labels; set train.write_predictions=trainId (or labelId) "
-                             "to write predictions for the benchmark server")
+            raise ValueError(
+                f"{dataset_name} has no labels; set train.write_predictions=trainId (or labelId) "
+                "to write predictions for the benchmark server"
+            )
         return DatasetEvaluators(evaluators)
 
     @classmethod
@@ -188,9 +197,11 @@ def evaluation_dataset_names(cfg) -> list:
     for name in names:
         if name not in registered:
             close = difflib.get_close_matches(name, registered, n=3)
-            raise ConfigError(f"dataloader.test_datasets: '{name}' is not a registered dataset"
-                             + (f" (did you mean {', '.join(close)}?)" if close else "")
-                             + "; see datasets/README.md for the names")
+            raise ConfigError(
+                f"dataloader.test_datasets: '{name}' is not a registered dataset"
+                + (f" (did you mean {', '.join(close)}?)" if close else "")
+                + "; see datasets/README.md for the names"
+            )
     if not names:
         raise ConfigError("dataloader.test_datasets is empty: name the datasets to evaluate on")
     return names

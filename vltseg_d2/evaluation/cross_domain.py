@@ -2,6 +2,7 @@
 
 Datasets are never pooled: each one's mIoU comes from its own confusion matrix.
 """
+
 import json
 import math
 from pathlib import Path
@@ -18,9 +19,18 @@ def summarize_cross_domain(results: dict, in_domain=()) -> dict:
     rows = []
     for name, res in results.items():
         m = res["sem_seg"] if "sem_seg" in res else res
-        rows.append(dict(dataset=name, in_domain=name in in_domain, mIoU=m["mIoU"], mAcc=m["mAcc"], aAcc=m["aAcc"],
-                         per_class={c: m.get(f"IoU-{c}", float("nan")) for c in CLASS_NAMES},
-                         skipped_images=m.get("skipped_images", 0), invalid_label_pixels=m.get("invalid_label_pixels", 0)))
+        rows.append(
+            dict(
+                dataset=name,
+                in_domain=name in in_domain,
+                mIoU=m["mIoU"],
+                mAcc=m["mAcc"],
+                aAcc=m["aAcc"],
+                per_class={c: m.get(f"IoU-{c}", float("nan")) for c in CLASS_NAMES},
+                skipped_images=m.get("skipped_images", 0),
+                invalid_label_pixels=m.get("invalid_label_pixels", 0),
+            )
+        )
     targets = [r["mIoU"] for r in rows if not r["in_domain"]]
     mean = sum(targets) / len(targets) if targets else float("nan")
     return dict(rows=rows, mean_mIoU=mean, num_target_domains=len(targets))
@@ -47,10 +57,16 @@ def format_cross_domain_table(summary: dict, per_class=False, tablefmt="github")
     table = []
     for r, note in zip(summary["rows"], problems):
         name = r["dataset"] + (" (in-domain)" if r["in_domain"] else "")
-        table.append([name, _fmt(r["mIoU"]), _fmt(r["mAcc"]), _fmt(r["aAcc"])]
-                     + ([_fmt(r["per_class"][c]) for c in CLASS_NAMES] if per_class else []) + ([note] if extra else []))
-    table.append([f"mean of {summary['num_target_domains']} target domains", _fmt(summary["mean_mIoU"]), "", ""]
-                 + ([""] * len(CLASS_NAMES) if per_class else []) + ([""] if extra else []))
+        table.append(
+            [name, _fmt(r["mIoU"]), _fmt(r["mAcc"]), _fmt(r["aAcc"])]
+            + ([_fmt(r["per_class"][c]) for c in CLASS_NAMES] if per_class else [])
+            + ([note] if extra else [])
+        )
+    table.append(
+        [f"mean of {summary['num_target_domains']} target domains", _fmt(summary["mean_mIoU"]), "", ""]
+        + ([""] * len(CLASS_NAMES) if per_class else [])
+        + ([""] if extra else [])
+    )
     return tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
 
@@ -59,6 +75,12 @@ def save_cross_domain(summary: dict, output_dir, stem="cross_domain"):
     out = Path(output_dir)
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
     write_text_atomic(json_path, json.dumps(summary, indent=2, allow_nan=True))
-    write_text_atomic(md_path, "# Cross-domain evaluation\n\n" + format_cross_domain_table(summary)
-                      + "\n\n## Per-class IoU\n\n" + format_cross_domain_table(summary, per_class=True) + "\n")
+    write_text_atomic(
+        md_path,
+        "# Cross-domain evaluation\n\n"
+        + format_cross_domain_table(summary)
+        + "\n\n## Per-class IoU\n\n"
+        + format_cross_domain_table(summary, per_class=True)
+        + "\n",
+    )
     return json_path, md_path

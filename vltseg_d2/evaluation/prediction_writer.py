@@ -1,4 +1,5 @@
 """Write predictions as PNGs for benchmark servers (Cityscapes, ACDC test) or inspection."""
+
 from pathlib import Path
 
 import numpy as np

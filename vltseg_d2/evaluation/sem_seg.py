@@ -5,6 +5,7 @@ that is predicted but absent from the ground truth instead of scoring it 0, whic
 the official Cityscapes script and mmsegmentation, and (b) keeps an RLE of every prediction
 in memory and computes boundary IoU, both of which are slow on large target sets.
 """
+
 import logging
 from collections import OrderedDict
 
@@ -30,9 +31,11 @@ def iou_metrics(conf: np.ndarray, class_names) -> "OrderedDict[str, float]":
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, tp / union, np.nan)
         acc = np.where(gt > 0, tp / gt, np.nan)
-    res = OrderedDict(mIoU=100 * np.nanmean(iou) if np.isfinite(iou).any() else float("nan"),
-                      mAcc=100 * np.nanmean(acc) if np.isfinite(acc).any() else float("nan"),
-                      aAcc=100 * tp.sum() / gt.sum() if gt.sum() > 0 else float("nan"))  # no labelled pixel: NaN
+    res = OrderedDict(
+        mIoU=100 * np.nanmean(iou) if np.isfinite(iou).any() else float("nan"),
+        mAcc=100 * np.nanmean(acc) if np.isfinite(acc).any() else float("nan"),
+        aAcc=100 * tp.sum() / gt.sum() if gt.sum() > 0 else float("nan"),
+    )  # no labelled pixel: NaN
     res.update((f"IoU-{n}", 100 * v) for n, v in zip(class_names, iou))
     res.update((f"Acc-{n}", 100 * v) for n, v in zip(class_names, acc))
     return res
@@ -67,8 +70,10 @@ class SemSegIoUEvaluator(DatasetEvaluator):
     def process(self, inputs, outputs):
         for record, output in zip(inputs, outputs):
             if "sem_seg_file_name" not in record:
-                raise ValueError(f"{self.dataset_name} has no labels ({record['file_name']}); "
-                                 "write predictions for the benchmark server instead of evaluating")
+                raise ValueError(
+                    f"{self.dataset_name} has no labels ({record['file_name']}); "
+                    "write predictions for the benchmark server instead of evaluating"
+                )
             label_file = record["sem_seg_file_name"]
             pred = output["sem_seg"].argmax(dim=0).to("cpu", torch.int64).numpy()
             try:
@@ -77,16 +82,20 @@ class SemSegIoUEvaluator(DatasetEvaluator):
                 self._skip(f"unreadable label {label_file} ({type(e).__name__}: {e})")
                 continue
             if gt.shape != pred.shape:
-                self._skip(f"label {label_file} is {gt.shape[1]}x{gt.shape[0]} but its image {record['file_name']} "
-                           f"is {pred.shape[1]}x{pred.shape[0]}")
+                self._skip(
+                    f"label {label_file} is {gt.shape[1]}x{gt.shape[0]} but its image {record['file_name']} "
+                    f"is {pred.shape[1]}x{pred.shape[0]}"
+                )
                 continue
             bad = invalid_label_values(gt, self.num_classes, self.ignore_label)
             if bad.size:
                 n = int(np.isin(gt, bad).sum())
                 self.invalid_pixels += n
-                self._logger.warning(f"{self.dataset_name}: label {label_file} has {n} pixels with values "
-                                     f"{bad.tolist()} outside 0..{self.num_classes - 1} and {self.ignore_label}; "
-                                     "they are left out of the scores (re-run the dataset's prepare script)")
+                self._logger.warning(
+                    f"{self.dataset_name}: label {label_file} has {n} pixels with values "
+                    f"{bad.tolist()} outside 0..{self.num_classes - 1} and {self.ignore_label}; "
+                    "they are left out of the scores (re-run the dataset's prepare script)"
+                )
             self.add(gt, pred)
 
     def _skip(self, reason: str):
@@ -95,8 +104,9 @@ class SemSegIoUEvaluator(DatasetEvaluator):
 
     def add(self, gt: np.ndarray, pred: np.ndarray):
         valid = (gt != self.ignore_label) & (gt < self.num_classes)
-        self.conf += np.bincount(self.num_classes * gt[valid] + pred[valid],
-                                 minlength=self.num_classes**2).reshape(self.conf.shape)
+        self.conf += np.bincount(self.num_classes * gt[valid] + pred[valid], minlength=self.num_classes**2).reshape(
+            self.conf.shape
+        )
 
     def evaluate(self):
         conf, skipped, invalid = self.conf, self.skipped_images, self.invalid_pixels
@@ -108,5 +118,7 @@ class SemSegIoUEvaluator(DatasetEvaluator):
             conf, skipped, invalid = (sum(parts) for parts in zip(*gathered))
         res = iou_metrics(conf, self.class_names)
         res.update(skipped_images=int(skipped), invalid_label_pixels=int(invalid))
-        self._logger.info(f"{self.dataset_name}: mIoU {res['mIoU']:.2f}, mAcc {res['mAcc']:.2f}, aAcc {res['aAcc']:.2f}")
+        self._logger.info(
+            f"{self.dataset_name}: mIoU {res['mIoU']:.2f}, mAcc {res['mAcc']:.2f}, aAcc {res['aAcc']:.2f}"
+        )
         return OrderedDict(sem_seg=res)

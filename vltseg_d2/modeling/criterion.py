@@ -1,9 +1,9 @@
 """Mask2Former's set criterion: class cross-entropy with a down-weighted "no object" class and
 point-sampled mask BCE and dice on matched pairs, for the final and every auxiliary prediction."""
+
 import torch
 import torch.nn.functional as F
-from detectron2.projects.point_rend.point_features import (get_uncertain_point_coords_with_randomness,
-                                                           point_sample)
+from detectron2.projects.point_rend.point_features import get_uncertain_point_coords_with_randomness, point_sample
 from detectron2.utils import comm
 from torch import nn
 
@@ -17,16 +17,25 @@ def _uncertainty(logits):
 
 class SetCriterion(nn.Module):
     """Args:
-        num_classes: K; "no object" is class K with weight ``eos_coef``.
-        matcher: a :class:`HungarianMatcher`.
-        class_weight, mask_weight, dice_weight: 2.0, 5.0, 5.0 in the recipes.
-        eos_coef: 0.1.
-        num_points, oversample_ratio, importance_sample_ratio: 12544, 3.0, 0.75.
+    num_classes: K; "no object" is class K with weight ``eos_coef``.
+    matcher: a :class:`HungarianMatcher`.
+    class_weight, mask_weight, dice_weight: 2.0, 5.0, 5.0 in the recipes.
+    eos_coef: 0.1.
+    num_points, oversample_ratio, importance_sample_ratio: 12544, 3.0, 0.75.
     """
 
-    def __init__(self, num_classes: int, matcher: HungarianMatcher, class_weight: float = 2.0, mask_weight: float = 5.0,
-                 dice_weight: float = 5.0, eos_coef: float = 0.1, num_points: int = 12544,
-                 oversample_ratio: float = 3.0, importance_sample_ratio: float = 0.75):
+    def __init__(
+        self,
+        num_classes: int,
+        matcher: HungarianMatcher,
+        class_weight: float = 2.0,
+        mask_weight: float = 5.0,
+        dice_weight: float = 5.0,
+        eos_coef: float = 0.1,
+        num_points: int = 12544,
+        oversample_ratio: float = 3.0,
+        importance_sample_ratio: float = 0.75,
+    ):
         super().__init__()
         self.num_classes, self.matcher = num_classes, matcher
         self.weights = {"loss_ce": class_weight, "loss_mask": mask_weight, "loss_dice": dice_weight}
@@ -39,7 +48,9 @@ class SetCriterion(nn.Module):
     def forward(self, outputs, targets):
         """Returns the weighted losses: ``loss_ce``, ``loss_mask``, ``loss_dice`` and ``*_<i>`` for the
         auxiliary predictions."""
-        num_masks = torch.as_tensor([float(sum(len(t["labels"]) for t in targets))], device=outputs["pred_logits"].device)
+        num_masks = torch.as_tensor(
+            [float(sum(len(t["labels"]) for t in targets))], device=outputs["pred_logits"].device
+        )
         if comm.get_world_size() > 1:
             torch.distributed.all_reduce(num_masks)
         num_masks = torch.clamp(num_masks / comm.get_world_size(), min=1).item()
@@ -64,7 +75,8 @@ class SetCriterion(nn.Module):
         tgt_masks = torch.cat([t["masks"][j] for t, (_, j) in zip(targets, indices)])[:, None].to(src_masks)
         with torch.no_grad():
             coords = get_uncertain_point_coords_with_randomness(
-                src_masks, _uncertainty, self.num_points, self.oversample_ratio, self.importance_sample_ratio)
+                src_masks, _uncertainty, self.num_points, self.oversample_ratio, self.importance_sample_ratio
+            )
             labels = point_sample(tgt_masks, coords, align_corners=False).squeeze(1)
         point_logits = point_sample(src_masks, coords, align_corners=False).squeeze(1)
         return {

@@ -6,6 +6,7 @@ Class scores are ``softmax(class logits)[:, :K] x sigmoid(mask logits)`` summed 
 window's mask logits are upsampled to the window, turned into class scores, summed into the
 full map and divided by the number of windows covering each pixel.
 """
+
 from typing import Callable, List, Tuple
 
 import torch
@@ -24,12 +25,20 @@ def window_starts(size: int, crop: int, stride: int) -> List[int]:
 
 def windows(h: int, w: int, crop: Tuple[int, int], stride: Tuple[int, int]):
     """(y0, x0, y1, x1) of every window of an h x w image."""
-    return [(y, x, min(y + crop[0], h), min(x + crop[1], w))
-            for y in window_starts(h, crop[0], stride[0]) for x in window_starts(w, crop[1], stride[1])]
+    return [
+        (y, x, min(y + crop[0], h), min(x + crop[1], w))
+        for y in window_starts(h, crop[0], stride[0])
+        for x in window_starts(w, crop[1], stride[1])
+    ]
 
 
-def slide_inference(image: torch.Tensor, predict: Callable[[torch.Tensor], torch.Tensor], crop: Tuple[int, int],
-                    stride: Tuple[int, int], batch_size: int = 4) -> torch.Tensor:
+def slide_inference(
+    image: torch.Tensor,
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    crop: Tuple[int, int],
+    stride: Tuple[int, int],
+    batch_size: int = 4,
+) -> torch.Tensor:
     """``image`` (3, H, W) normalised; ``predict`` maps a batch of equally sized windows (N, 3, h, w)
     to class scores at the window size (N, K, h, w). Returns (K, H, W) averaged scores."""
     h, w = image.shape[-2:]
@@ -40,7 +49,7 @@ def slide_inference(image: torch.Tensor, predict: Callable[[torch.Tensor], torch
         by_size.setdefault((box[2] - box[0], box[3] - box[1]), []).append(box)
     for group in by_size.values():
         for i in range(0, len(group), batch_size):
-            chunk = group[i: i + batch_size]
+            chunk = group[i : i + batch_size]
             scores = predict(torch.stack([image[:, y0:y1, x0:x1] for y0, x0, y1, x1 in chunk]))
             if total is None:
                 total = scores.new_zeros((scores.shape[1], h, w))

@@ -1,4 +1,5 @@
 """Mask losses on sampled points: pairwise (for matching) and matched (for the criterion)."""
+
 import torch
 import torch.nn.functional as F
 

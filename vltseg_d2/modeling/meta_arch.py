@@ -4,6 +4,7 @@ Input: a list of records with ``image`` (3 x H x W, uint8 RGB) and, for training
 (one binary mask per present class); ``height``/``width`` give the size predictions are returned at.
 Output: training -> dict of losses; inference -> ``[{"sem_seg": K x height x width scores}]``.
 """
+
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -29,20 +30,29 @@ class MaskFormerHead(nn.Module):
 
 class MaskFormer(nn.Module):
     """Args:
-        backbone: a detectron2 Backbone (e.g. :class:`ViTBackbone`); with a Rein-linked predictor
-            it must have ``rein`` with ``queries()``.
-        sem_seg_head: a :class:`MaskFormerHead`.
-        criterion: a :class:`SetCriterion`.
-        pixel_mean, pixel_std: per-channel normalisation in 0..255 RGB.
-        test_mode: "whole" (one pass over the padded image) or "slide" (sliding window).
-        test_crop, test_stride: window size and step (h, w) for "slide".
-        window_batch: windows per forward pass in "slide" mode.
+    backbone: a detectron2 Backbone (e.g. :class:`ViTBackbone`); with a Rein-linked predictor
+        it must have ``rein`` with ``queries()``.
+    sem_seg_head: a :class:`MaskFormerHead`.
+    criterion: a :class:`SetCriterion`.
+    pixel_mean, pixel_std: per-channel normalisation in 0..255 RGB.
+    test_mode: "whole" (one pass over the padded image) or "slide" (sliding window).
+    test_crop, test_stride: window size and step (h, w) for "slide".
+    window_batch: windows per forward pass in "slide" mode.
     """
 
-    def __init__(self, *, backbone: nn.Module, sem_seg_head: MaskFormerHead, criterion: SetCriterion,
-                 pixel_mean: Sequence[float], pixel_std: Sequence[float], test_mode: str = "whole",
-                 test_crop: Tuple[int, int] = (512, 512), test_stride: Tuple[int, int] = (341, 341),
-                 window_batch: int = 4):
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        sem_seg_head: MaskFormerHead,
+        criterion: SetCriterion,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        test_mode: str = "whole",
+        test_crop: Tuple[int, int] = (512, 512),
+        test_stride: Tuple[int, int] = (341, 341),
+        window_batch: int = 4,
+    ):
         super().__init__()
         if test_mode not in ("whole", "slide"):
             raise ValueError(f"test_mode must be 'whole' or 'slide', not {test_mode!r}")
@@ -101,11 +111,15 @@ class MaskFormer(nn.Module):
         """Scores at each record's ``height``/``width``; ``test_mode`` overrides the model's for this call."""
         images = [self._normalize(x["image"]) for x in batched_inputs]
         if (test_mode or self.test_mode) == "slide":
-            scores = [slide_inference(img, self.predict_scores, self.test_crop, self.test_stride, self.window_batch)
-                      for img in images]
+            scores = [
+                slide_inference(img, self.predict_scores, self.test_crop, self.test_stride, self.window_batch)
+                for img in images
+            ]
         else:
             batch = self._pad(images)
             padded_scores = self.predict_scores(batch.tensor)
             scores = [s[:, :h, :w] for s, (h, w) in zip(padded_scores, batch.image_sizes)]
-        return [{"sem_seg": resize_scores(s, (x.get("height", s.shape[1]), x.get("width", s.shape[2])))}
-                for s, x in zip(scores, batched_inputs)]
+        return [
+            {"sem_seg": resize_scores(s, (x.get("height", s.shape[1]), x.get("width", s.shape[2])))}
+            for s, x in zip(scores, batched_inputs)
+        ]

@@ -1,4 +1,5 @@
 """Sine position encoding of a feature map (DETR / Mask2Former), normalised to (0, 2*pi]."""
+
 import math
 
 import torch

@@ -4,6 +4,7 @@ A crash, SIGKILL or a full disk never leaves a truncated file under the final na
 name (``.<stem>.<pid>.tmp<suffix>``) keeps the suffix, so writers that pick the format from it
 (OpenCV, PIL) still work, and is unique per process, so parallel writers never collide.
 """
+
 import contextlib
 import os
 from pathlib import Path

@@ -14,6 +14,7 @@ holds ``HistoryBuffer`` objects, ``meta`` holds config objects and numpy scalars
 Both torch's zip format (``torch.save``) and plain pickles (detectron2's model-zoo ``.pkl`` files)
 are read.
 """
+
 import io
 import pickle
 import re
@@ -102,6 +103,7 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
 
 class _RestrictedPickleModule:
     """What ``torch.load(pickle_module=...)`` needs: ``Unpickler`` and ``load``."""
+
     Unpickler = _RestrictedUnpickler
 
     @staticmethod
@@ -133,10 +135,13 @@ def load_tensor_checkpoint(path):
         culprit = f"it pickles {found.group(1)}" if found else str(e).splitlines()[0][:200]
         raise CheckpointReadError(
             f"{path} refused: {culprit}, not only tensors; nothing in it was run. "
-            "Rein/mmengine files: convert them with tools/convert_rein_checkpoint.py") from None
+            "Rein/mmengine files: convert them with tools/convert_rein_checkpoint.py"
+        ) from None
     except Exception as e:
-        raise CheckpointReadError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
-                                  f"{str(e).splitlines()[0][:200]}); is the file complete?") from None
+        raise CheckpointReadError(
+            f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200]}); is the file complete?"
+        ) from None
     if not isinstance(obj, dict):
         what = "a single tensor" if isinstance(obj, torch.Tensor) else f"a {type(obj).__name__}"
         raise CheckpointReadError(f"{path} holds {what}, not a checkpoint (a dict of named weights)")
@@ -152,16 +157,19 @@ def load_restricted(path):
     data = path.read_bytes()
     try:
         if zipfile.is_zipfile(io.BytesIO(data)):
-            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False,
-                              pickle_module=_RestrictedPickleModule)
+            return torch.load(
+                io.BytesIO(data), map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule
+            )
         obj = _RestrictedPickleModule.load(io.BytesIO(data), encoding="latin1")
         if isinstance(obj, int) and obj == torch.serialization.MAGIC_NUMBER:  # legacy torch.save
-            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False,
-                              pickle_module=_RestrictedPickleModule)
+            return torch.load(
+                io.BytesIO(data), map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule
+            )
         return obj
     except Exception as e:  # truncated zip, not a pickle, corrupt stream ...
-        raise CheckpointReadError(f"{path} is not a readable PyTorch checkpoint or pickle "
-                                  f"({type(e).__name__}: {e}); is the file complete?") from None
+        raise CheckpointReadError(
+            f"{path} is not a readable PyTorch checkpoint or pickle ({type(e).__name__}: {e}); is the file complete?"
+        ) from None
 
 
 def tensors_of(obj, prefix: str = "") -> Dict[str, torch.Tensor]:

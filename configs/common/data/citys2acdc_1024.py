@@ -1,4 +1,5 @@
 """Cityscapes -> ACDC (fog, night, rain, snow) at 1024 (Rein protocol): full-resolution testing."""
+
 from .semseg import dataloader, short_edge_scales
 
 dataloader.train.dataset.names = "cityscapes_train"

@@ -1,4 +1,5 @@
 """GTA5 -> Cityscapes / BDD100K / Mapillary at 512 (Rein protocol)."""
+
 from .semseg import dataloader, short_edge_scales
 
 dataloader.train.dataset.names = "gta5_train"

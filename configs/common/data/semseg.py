@@ -2,29 +2,34 @@
 
 Experiments set the datasets, crop, scales, batch and each target's test resize protocol.
 """
+
 from detectron2.config import LazyCall as L
 from detectron2.data import build_detection_test_loader, get_detection_dataset_dicts
 from omegaconf import OmegaConf
 
 from vltseg_d2.data.loader import ResumableTrainLoader
-from vltseg_d2.data.mapper import SemSegDatasetMapper, inference_augmentations, train_augmentations
+from vltseg_d2.data.mapper import SemSegDatasetMapper, train_augmentations
 from vltseg_d2.evaluation import SemSegIoUEvaluator
 
 dataloader = OmegaConf.create()
 dataloader.train = L(ResumableTrainLoader)(
     dataset=L(get_detection_dataset_dicts)(names="???", filter_empty=False),
     mapper=L(SemSegDatasetMapper)(
-        augmentations=L(train_augmentations)(crop_size=(512, 512), short_edges=[512], max_size=2048, cat_max_ratio=0.75),
-        is_train=True, pad_to="${.augmentations.crop_size}",
+        augmentations=L(train_augmentations)(
+            crop_size=(512, 512), short_edges=[512], max_size=2048, cat_max_ratio=0.75
+        ),
+        is_train=True,
+        pad_to="${.augmentations.crop_size}",
     ),
     total_batch_size=4,
     num_workers=4,
     seed=0,
 )
-# test.dataset.names and evaluator.dataset_name are filled per dataset by Trainer.build_test_loader/build_evaluator
+# Filled per dataset by Trainer.build_test_loader / build_evaluator: test.dataset.names,
+# test.mapper.augmentations (from test_protocols) and evaluator.dataset_name.
 dataloader.test = L(build_detection_test_loader)(
     dataset=L(get_detection_dataset_dicts)(names=None, filter_empty=False),
-    mapper=L(SemSegDatasetMapper)(augmentations=L(inference_augmentations)(), is_train=False),
+    mapper=L(SemSegDatasetMapper)(is_train=False),
     num_workers=4,
 )
 dataloader.evaluator = L(SemSegIoUEvaluator)(dataset_name=None)

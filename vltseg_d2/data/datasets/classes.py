@@ -2,20 +2,23 @@
 
 Names, colours and the labelId -> trainId table come from cityscapesscripts' official table.
 """
+
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as _CITYSCAPES_LABELS
 
 IGNORE_LABEL = 255
 
-_TRAIN_LABELS = sorted((l for l in _CITYSCAPES_LABELS if 0 <= l.trainId < IGNORE_LABEL), key=lambda l: l.trainId)
-CLASS_NAMES = tuple(l.name for l in _TRAIN_LABELS)
-CLASS_COLORS = tuple(tuple(l.color) for l in _TRAIN_LABELS)
+_TRAIN_LABELS = sorted(
+    (lab for lab in _CITYSCAPES_LABELS if 0 <= lab.trainId < IGNORE_LABEL), key=lambda lab: lab.trainId
+)
+CLASS_NAMES = tuple(lab.name for lab in _TRAIN_LABELS)
+CLASS_COLORS = tuple(tuple(lab.color) for lab in _TRAIN_LABELS)
 NUM_CLASSES = len(CLASS_NAMES)
-assert NUM_CLASSES == 19 and [l.trainId for l in _TRAIN_LABELS] == list(range(19))
+assert NUM_CLASSES == 19 and [lab.trainId for lab in _TRAIN_LABELS] == list(range(19))
 
 # Cityscapes labelId -> trainId. GTA5 labels use the same labelIds.
-LABEL_ID_TO_TRAIN_ID = {l.id: l.trainId for l in _CITYSCAPES_LABELS if 0 <= l.id < 256}
-TRAIN_ID_TO_LABEL_ID = {l.trainId: l.id for l in _TRAIN_LABELS}
+LABEL_ID_TO_TRAIN_ID = {lab.id: lab.trainId for lab in _CITYSCAPES_LABELS if 0 <= lab.id < 256}
+TRAIN_ID_TO_LABEL_ID = {lab.trainId: lab.id for lab in _TRAIN_LABELS}
 
 
 def lookup_table(mapping, default=IGNORE_LABEL, size=256, dtype=np.uint8):

@@ -3,6 +3,7 @@
 Nothing touches the disk at import: the loader resolves ``$DETECTRON2_DATASETS`` and scans the
 folders only when ``DatasetCatalog.get(name)`` is called.
 """
+
 import logging
 import os
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """The built-in synthetic benchmark (vltseg_d2.data.synthetic), registered like the real datasets."""
+
 from ..synthetic_domains import DOMAINS, TARGET_DOMAINS  # noqa: F401
 from .register import FolderPairs, register_all
 
@@ -6,8 +7,14 @@ _HINT = "Generate it with `python -m vltseg_d2.data.synthetic` (or `make demo`).
 
 
 def _split(domain, split):
-    return FolderPairs(f"synthetic/{domain}/{split}/images", ".png", f"synthetic/{domain}/{split}/labels",
-                       (".png",), fix_hint=_HINT, extra_metadata={"domain": domain})
+    return FolderPairs(
+        f"synthetic/{domain}/{split}/images",
+        ".png",
+        f"synthetic/{domain}/{split}/labels",
+        (".png",),
+        fix_hint=_HINT,
+        extra_metadata={"domain": domain},
+    )
 
 
 SPLITS = {"synthetic_source_train": _split("source", "train")}

@@ -2,6 +2,7 @@
 
 Converts the train and val splits in place under <root>/gtFine (test labels are withheld).
 """
+
 from functools import partial
 
 from ..datasets.cityscapes import LABEL_SUFFIX
@@ -18,8 +19,9 @@ convert = partial(common.convert_with_table, lut=LUT)
 def find_tasks(root):
     tasks, bad = [], []
     for split in SPLITS:
-        images = common.index_files(common.require_dir(root / "leftImg8bit" / split, "Unpack leftImg8bit here."),
-                                    "_leftImg8bit.png")
+        images = common.index_files(
+            common.require_dir(root / "leftImg8bit" / split, "Unpack leftImg8bit here."), "_leftImg8bit.png"
+        )
         label_dir = common.require_dir(root / "gtFine" / split, "Unpack gtFine here.")
         pairs, split_bad = common.pair(images, common.index_files(label_dir, "_gtFine_labelIds.png"))
         tasks += [common.Task(lab, (label_dir / f"{k}{LABEL_SUFFIX}",), img) for k, img, lab in pairs]

@@ -5,6 +5,7 @@ interrupted run resumes), write every file atomically (temporary name, then rena
 bad inputs by file name instead of stopping: unreadable or corrupt labels, label/image size
 mismatches, images without a label and labels without an image.
 """
+
 import argparse
 import logging
 import multiprocessing as mp
@@ -43,15 +44,20 @@ class Summary:
     bad: List[Tuple[str, str]] = field(default_factory=list)
 
     def format(self, title: str) -> str:
-        lines = [f"{title}: {self.converted} converted, {self.skipped} already done (skipped), {len(self.bad)} bad inputs"]
+        lines = [
+            f"{title}: {self.converted} converted, {self.skipped} already done (skipped), {len(self.bad)} bad inputs"
+        ]
         lines += [f"  BAD {path}: {reason}" for path, reason in sorted(self.bad)]
         return "\n".join(lines)
 
 
 def index_files(folder: Path, suffix: str) -> Dict[str, Path]:
     """Files below ``folder`` ending in ``suffix``, keyed by relative path without the suffix."""
-    return {str(p.relative_to(folder))[: -len(suffix)]: p for p in sorted(folder.rglob(f"*{suffix}"))
-            if not p.name.startswith(".")}
+    return {
+        str(p.relative_to(folder))[: -len(suffix)]: p
+        for p in sorted(folder.rglob(f"*{suffix}"))
+        if not p.name.startswith(".")
+    }
 
 
 def pair(images: Dict[str, Path], labels: Dict[str, Path]):
@@ -153,8 +159,9 @@ def _collect(results, summary, total, desc):
 
 def parser(description: str, default_subdir: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", type=Path, default=None,
-                   help=f"dataset folder (default: $DETECTRON2_DATASETS/{default_subdir})")
+    p.add_argument(
+        "--root", type=Path, default=None, help=f"dataset folder (default: $DETECTRON2_DATASETS/{default_subdir})"
+    )
     p.add_argument("--nproc", type=int, default=os.cpu_count() or 1, help="parallel worker processes")
     p.set_defaults(default_subdir=default_subdir)
     return p

@@ -4,6 +4,7 @@ Reads <root>/images/*.png and <root>/labels/*.png, writes <root>/labels_trainIds
 A few GTA5 labels differ in size from their image: they are reported and left out, or resized
 (nearest) with --resize-mismatched.
 """
+
 from functools import partial
 
 import cv2
@@ -37,8 +38,11 @@ def find_tasks(root):
 
 def main(argv=None):
     p = common.parser(__doc__, "gta5")
-    p.add_argument("--resize-mismatched", action="store_true",
-                   help="resize labels whose size differs from their image (nearest) instead of leaving them out")
+    p.add_argument(
+        "--resize-mismatched",
+        action="store_true",
+        help="resize labels whose size differs from their image (nearest) instead of leaving them out",
+    )
     args = p.parse_args(argv)
     root = common.resolve_root(args)
     tasks, bad = find_tasks(root)

@@ -4,6 +4,7 @@ Reads <root>/validation/{images/*.jpg,labels_trainIds/*.png} (run prepare_mapill
 writes <root>/validation_half/{images/*.jpg,labels_trainIds/*.png}: both sides halved (rounded),
 images bilinear, labels nearest.
 """
+
 from functools import partial
 
 import cv2
@@ -25,20 +26,23 @@ def convert(task: common.Task, jpeg_quality=95):
         raise common.BadInput(f"label is {label.shape[::-1]} but image is {image.shape[1::-1]}")
     size = half_size(image.shape[1], image.shape[0])
     image_out, label_out = task.outputs
-    common.write_atomic(image_out, cv2.resize(image, size, interpolation=cv2.INTER_LINEAR),
-                        (cv2.IMWRITE_JPEG_QUALITY, jpeg_quality))
+    common.write_atomic(
+        image_out, cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), (cv2.IMWRITE_JPEG_QUALITY, jpeg_quality)
+    )
     common.write_atomic(label_out, cv2.resize(label, size, interpolation=cv2.INTER_NEAREST))
 
 
 def find_tasks(root):
     src = root / "validation"
     images = common.index_files(common.require_dir(src / "images", "Unpack Mapillary's validation folder."), ".jpg")
-    labels = common.index_files(common.require_dir(src / LABEL_SUBDIR, "Run datasets/prepare_mapillary.py first."),
-                                ".png")
+    labels = common.index_files(
+        common.require_dir(src / LABEL_SUBDIR, "Run datasets/prepare_mapillary.py first."), ".png"
+    )
     pairs, bad = common.pair(images, labels)
     out = root / HALF_DIR
-    return [common.Task(lab, (out / "images" / f"{k}.jpg", out / LABEL_SUBDIR / f"{k}.png"), img)
-            for k, img, lab in pairs], bad
+    return [
+        common.Task(lab, (out / "images" / f"{k}.jpg", out / LABEL_SUBDIR / f"{k}.png"), img) for k, img, lab in pairs
+    ], bad
 
 
 def main(argv=None):

@@ -4,6 +4,7 @@ OpenCV reads it; PIL misreads these files) -> train ids.
 Reads <root>/RGB/*.png and <root>/GT/LABELS/*.png, writes <root>/GT/labels_trainIds/*.png.
 The ~7 label files that unpacking leaves corrupt are reported and left out.
 """
+
 import cv2
 import numpy as np
 
@@ -11,8 +12,24 @@ from ..datasets.classes import lookup_table
 from ..datasets.synthia import LABEL_SUBDIR
 from . import common
 
-SYNTHIA_TO_TRAIN_ID = {3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8, 1: 10, 10: 11, 17: 12,
-                       8: 13, 19: 15, 12: 17, 11: 18}
+SYNTHIA_TO_TRAIN_ID = {
+    3: 0,
+    4: 1,
+    2: 2,
+    21: 3,
+    5: 4,
+    7: 5,
+    15: 6,
+    9: 7,
+    6: 8,
+    1: 10,
+    10: 11,
+    17: 12,
+    8: 13,
+    19: 15,
+    12: 17,
+    11: 18,
+}
 LUT = lookup_table(SYNTHIA_TO_TRAIN_ID, size=65536)
 
 

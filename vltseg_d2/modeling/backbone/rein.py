@@ -9,6 +9,7 @@ After every ViT block i the patch tokens x (B x n x c) are refined with learnabl
 LoRA-Rein factors T_i = A_i B_i. With ``link_token_to_query`` the tokens also produce the
 Mask2Former object queries (``queries``). Parameter names follow the released checkpoints.
 """
+
 import math
 from typing import Optional
 
@@ -18,19 +19,27 @@ from torch import nn
 
 class Reins(nn.Module):
     """Args:
-        num_layers: ViT depth N (one token matrix per block).
-        embed_dims: ViT width c.
-        patch_size: p, only used by the initialisation bound.
-        token_length: m, tokens per layer (also the number of linked queries).
-        lora_dim: r for LoRA-Rein (T = A @ B); ``None`` for plain Rein.
-        link_token_to_query: build ``transform``/``merge`` and provide ``queries()``.
-        query_dims: width of the decoder queries (256).
-        scale_init: initial value of the shared scale s.
+    num_layers: ViT depth N (one token matrix per block).
+    embed_dims: ViT width c.
+    patch_size: p, only used by the initialisation bound.
+    token_length: m, tokens per layer (also the number of linked queries).
+    lora_dim: r for LoRA-Rein (T = A @ B); ``None`` for plain Rein.
+    link_token_to_query: build ``transform``/``merge`` and provide ``queries()``.
+    query_dims: width of the decoder queries (256).
+    scale_init: initial value of the shared scale s.
     """
 
-    def __init__(self, num_layers: int, embed_dims: int, patch_size: int, token_length: int = 100,
-                 lora_dim: Optional[int] = 16, link_token_to_query: bool = True, query_dims: int = 256,
-                 scale_init: float = 1e-3):
+    def __init__(
+        self,
+        num_layers: int,
+        embed_dims: int,
+        patch_size: int,
+        token_length: int = 100,
+        lora_dim: Optional[int] = 16,
+        link_token_to_query: bool = True,
+        query_dims: int = 256,
+        scale_init: float = 1e-3,
+    ):
         super().__init__()
         self.num_layers, self.embed_dims, self.token_length = num_layers, embed_dims, token_length
         self.lora_dim, self.link_token_to_query = lora_dim, link_token_to_query

@@ -7,6 +7,7 @@ cropped to ceil(H / s) x ceil(W / s); the resize keeps the geometry exact (a fea
 is centred where it should be), and for patch 16 it is exactly Rein's x4, x2, x1, x0.5 neck. The
 meta-architecture pads batches to ``size_divisibility`` (32), so crops never cut real pixels.
 """
+
 import math
 from typing import Optional, Sequence
 
@@ -23,38 +24,56 @@ from .weights import load_vit_weights, state_sha256
 
 class ViTBackbone(Backbone):
     """Args:
-        model_name: a timm ViT, e.g. ``"vit_large_patch14_dinov2"``, ``"vit_large_patch14_reg4_dinov2"``,
-            ``"eva02_large_patch14_clip_224"``; any timm ``VisionTransformer`` or ``Eva`` works.
-        model_kwargs: extra timm keyword arguments (``embed_dim``, ``depth``, ``num_heads``,
-            ``drop_path_rate`` ...), e.g. to build a tiny model for tests.
-        img_size: the size the absolute position embedding is stored at (interpolated to other
-            inputs on the fly).
-        patch_size: 14 or 16 (pretrained kernels are resized when loading).
-        out_indices: blocks (0-based) whose outputs form the levels, e.g. Rein (7, 11, 15, 23),
-            VLTSeg (9, 14, 19, 23); a single index for a single-level output (``SimpleFeaturePyramid``).
-        out_strides: stride of each level; the names are ``res{log2(stride)}``.
-        freeze: freeze every ViT weight (kept in eval mode); Rein parameters stay trainable.
-        rein: a :class:`Reins` module inserted after every block, or ``None``.
-        grad_checkpointing: recompute each block in the backward pass to save memory.
-        pretrained: the original weights, a local file or a hub id (see ``weights.py``). Building
-            the model never reads it: the trainer loads it when training starts from scratch, and
-            loading a checkpoint that does not hold the ViT (a Rein checkpoint) loads it first.
-        patch_resample: "bicubic" (Rein recipe) or "timm" (pseudo-inverse) for kernel resizing.
-        size_divisibility: padding the meta-architecture applies to batches.
+    model_name: a timm ViT, e.g. ``"vit_large_patch14_dinov2"``, ``"vit_large_patch14_reg4_dinov2"``,
+        ``"eva02_large_patch14_clip_224"``; any timm ``VisionTransformer`` or ``Eva`` works.
+    model_kwargs: extra timm keyword arguments (``embed_dim``, ``depth``, ``num_heads``,
+        ``drop_path_rate`` ...), e.g. to build a tiny model for tests.
+    img_size: the size the absolute position embedding is stored at (interpolated to other
+        inputs on the fly).
+    patch_size: 14 or 16 (pretrained kernels are resized when loading).
+    out_indices: blocks (0-based) whose outputs form the levels, e.g. Rein (7, 11, 15, 23),
+        VLTSeg (9, 14, 19, 23); a single index for a single-level output (``SimpleFeaturePyramid``).
+    out_strides: stride of each level; the names are ``res{log2(stride)}``.
+    freeze: freeze every ViT weight (kept in eval mode); Rein parameters stay trainable.
+    rein: a :class:`Reins` module inserted after every block, or ``None``.
+    grad_checkpointing: recompute each block in the backward pass to save memory.
+    pretrained: the original weights, a local file or a hub id (see ``weights.py``). Building
+        the model never reads it: the trainer loads it when training starts from scratch, and
+        loading a checkpoint that does not hold the ViT (a Rein checkpoint) loads it first.
+    patch_resample: "bicubic" (Rein recipe) or "timm" (pseudo-inverse) for kernel resizing.
+    size_divisibility: padding the meta-architecture applies to batches.
     """
 
-    def __init__(self, model_name: str, *, model_kwargs: Optional[dict] = None, img_size=512, patch_size: int = 16,
-                 out_indices: Sequence[int] = (7, 11, 15, 23), out_strides: Sequence[int] = (4, 8, 16, 32),
-                 freeze: bool = False, rein: Optional[Reins] = None, grad_checkpointing: bool = False,
-                 pretrained: Optional[str] = None, patch_resample: str = "bicubic", size_divisibility: int = 32):
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        model_kwargs: Optional[dict] = None,
+        img_size=512,
+        patch_size: int = 16,
+        out_indices: Sequence[int] = (7, 11, 15, 23),
+        out_strides: Sequence[int] = (4, 8, 16, 32),
+        freeze: bool = False,
+        rein: Optional[Reins] = None,
+        grad_checkpointing: bool = False,
+        pretrained: Optional[str] = None,
+        patch_resample: str = "bicubic",
+        size_divisibility: int = 32,
+    ):
         super().__init__()
         if len(out_indices) != len(out_strides):
             raise ValueError(f"out_indices {tuple(out_indices)} and out_strides {tuple(out_strides)} differ in length")
         # store the position grid for the padded input (ceil(img_size / patch) cells per side)
         sizes = (img_size, img_size) if isinstance(img_size, int) else img_size
         img_size = [math.ceil(s / patch_size) * patch_size for s in sizes]
-        kwargs = dict(img_size=img_size, patch_size=patch_size, num_classes=0, global_pool="",
-                      dynamic_img_size=True, dynamic_img_pad=True)
+        kwargs = dict(
+            img_size=img_size,
+            patch_size=patch_size,
+            num_classes=0,
+            global_pool="",
+            dynamic_img_size=True,
+            dynamic_img_pad=True,
+        )
         kwargs.update(model_kwargs or {})
         self.vit = timm.create_model(model_name, pretrained=False, **kwargs)
         # The final norm and head are never used: drop them so checkpoints need not fill them.
@@ -70,8 +89,10 @@ class ViTBackbone(Backbone):
         self.embed_dim = self.vit.embed_dim
         self.rein = rein
         if rein is not None and (rein.num_layers != depth or rein.embed_dims != self.embed_dim):
-            raise ValueError(f"Rein built for {rein.num_layers} layers x {rein.embed_dims} channels, "
-                             f"but {model_name} has {depth} x {self.embed_dim}")
+            raise ValueError(
+                f"Rein built for {rein.num_layers} layers x {rein.embed_dims} channels, "
+                f"but {model_name} has {depth} x {self.embed_dim}"
+            )
         self.grad_checkpointing = grad_checkpointing
         self.freeze = freeze
         self._size_divisibility = size_divisibility
@@ -89,8 +110,9 @@ class ViTBackbone(Backbone):
         """Load the original weights (``source``, default ``self.pretrained``) into the ViT."""
         source = source or self.pretrained
         if not source:
-            raise FileNotFoundError("no pretrained weights to load: set model.backbone.pretrained to the original "
-                                    "file or a hub id")
+            raise FileNotFoundError(
+                "no pretrained weights to load: set model.backbone.pretrained to the original file or a hub id"
+            )
         load_vit_weights(self, source, patch_resample=self.patch_resample)
         self.loaded_from, self._identity = source, None
 
@@ -146,14 +168,17 @@ class ViTBackbone(Backbone):
             stride = self._out_feature_strides[name]
             scale = self.patch_size / stride
             if scale != 1.0:
-                grid = F.interpolate(grid, scale_factor=scale, mode="bilinear", align_corners=False,
-                                     recompute_scale_factor=False)
+                grid = F.interpolate(
+                    grid, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=False
+                )
             out[name] = grid[..., : math.ceil(h / stride), : math.ceil(w / stride)].contiguous()
         return out
 
     def output_shape(self):
-        return {n: ShapeSpec(channels=self._out_feature_channels[n], stride=self._out_feature_strides[n])
-                for n in self._out_features}
+        return {
+            n: ShapeSpec(channels=self._out_feature_channels[n], stride=self._out_feature_strides[n])
+            for n in self._out_features
+        }
 
 
 def build_rein(num_layers=24, embed_dims=1024, patch_size=16, **kwargs) -> Reins:

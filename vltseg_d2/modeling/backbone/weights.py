@@ -19,6 +19,7 @@ A checkpoint that does not fit the model (a tensor of another shape, or model we
 raises :class:`WeightsMismatchError` naming the keys, instead of loading partially. Keys of the
 file the model has no use for (CLIP projection, final norm, mask token) are reported in the log.
 """
+
 import hashlib
 import logging
 import math
@@ -48,10 +49,16 @@ def resolve_source(source: str) -> str:
     """A local path, or the cached download of a hub model id; raises naming what was tried."""
     if os.path.exists(source):
         return source
-    repo = source[len("hf-hub:"):] if source.startswith("hf-hub:") else source
-    if repo.count("/") != 1 or repo.startswith((".", "/")) or os.path.splitext(repo)[1] in (".pth", ".pt", ".bin", ".safetensors"):
-        raise FileNotFoundError(f"pretrained file {source} does not exist (set the path in the config, "
-                                "e.g. model.backbone.pretrained=/path/to/file, or a hub id like timm/vit_large_patch14_dinov2.lvd142m)")
+    repo = source[len("hf-hub:") :] if source.startswith("hf-hub:") else source
+    if (
+        repo.count("/") != 1
+        or repo.startswith((".", "/"))
+        or os.path.splitext(repo)[1] in (".pth", ".pt", ".bin", ".safetensors")
+    ):
+        raise FileNotFoundError(
+            f"pretrained file {source} does not exist (set the path in the config, "
+            "e.g. model.backbone.pretrained=/path/to/file, or a hub id like timm/vit_large_patch14_dinov2.lvd142m)"
+        )
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
@@ -63,8 +70,10 @@ def resolve_source(source: str) -> str:
             errors.append(f"{filename}: {type(e).__name__}")
         except EntryNotFoundError:  # the repo has no such file: try the next name
             continue
-    raise FileNotFoundError(f"cannot get {source} from the Hugging Face hub or its cache ({'; '.join(errors) or 'no weights file'}); "
-                            "download it once with network access, or give a local file")
+    raise FileNotFoundError(
+        f"cannot get {source} from the Hugging Face hub or its cache ({'; '.join(errors) or 'no weights file'}); "
+        "download it once with network access, or give a local file"
+    )
 
 
 def read_checkpoint(path) -> dict:
@@ -127,14 +136,18 @@ def fit_vit_state(state: dict, vit, source, patch_resample: str = "bicubic") -> 
     own = vit.state_dict()
     missing = sorted(own.keys() - state.keys())
     unexpected = sorted(state.keys() - own.keys())
-    wrong_shape = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                   for k in sorted(own.keys() & state.keys()) if state[k].shape != own[k].shape]
+    wrong_shape = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(own.keys() & state.keys())
+        if state[k].shape != own[k].shape
+    ]
     if missing or wrong_shape:
         raise WeightsMismatchError(
             f"{source} does not fit {type(vit).__name__} (width {vit.embed_dim}, depth {len(vit.blocks)}): "
             + (f"{len(wrong_shape)} tensors of another shape ({'; '.join(wrong_shape[:5])}) " if wrong_shape else "")
             + (f"{len(missing)} model weights absent from the file ({', '.join(missing[:5])}) " if missing else "")
-            + "- check model_name, model_kwargs and patch_size against the file.")
+            + "- check model_name, model_kwargs and patch_size against the file."
+        )
     if unexpected:
         logger.info(f"{source}: ignored {len(unexpected)} keys the backbone does not use: {', '.join(unexpected)}")
     return {k: state[k] for k in own}

@@ -2,8 +2,11 @@
 
 ``ms_deform_attn`` samples each level with ``F.grid_sample`` (bilinear, zero padding,
 align_corners=False); it runs on CPU and GPU with no compiled extension. A faster kernel can
-replace it behind the same signature.
+replace it behind the same signature. ``sampling="gather"`` computes the same bilinear sampling
+with index arithmetic and ``gather`` (:func:`bilinear_sample_gather`), for ONNX consumers that
+lack or miscompile ``GridSample`` (opset < 16, some TensorRT versions).
 """
+
 import math
 from typing import List, Tuple
 
@@ -12,13 +15,39 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def ms_deform_attn(value: torch.Tensor, spatial_shapes: List[Tuple[int, int]], sampling_locations: torch.Tensor,
-                   attention_weights: torch.Tensor) -> torch.Tensor:
+def bilinear_sample_gather(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)``
+    written with ``gather``: image (B, C, H, W), grid (B, Hg, Wg, 2) of (x, y) in [-1, 1] ->
+    (B, C, Hg, Wg). Pixel (i, j) is centred at ((2j + 1) / W - 1, (2i + 1) / H - 1); each of the four
+    neighbours outside the image contributes zero."""
+    b, c, h, w = image.shape
+    x = ((grid[..., 0] + 1) * w - 1) / 2
+    y = ((grid[..., 1] + 1) * h - 1) / 2
+    x0, y0 = x.floor(), y.floor()
+    flat = image.flatten(2)
+    out = image.new_zeros((b, c) + tuple(grid.shape[1:3]))
+    for xi, wx in ((x0, x0 + 1 - x), (x0 + 1, x - x0)):
+        for yi, wy in ((y0, y0 + 1 - y), (y0 + 1, y - y0)):
+            inside = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
+            index = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).long().flatten(1)
+            picked = flat.gather(2, index[:, None].expand(-1, c, -1)).view(out.shape)
+            out = out + picked * (wx * wy * inside).to(image.dtype)[:, None]
+    return out
+
+
+def ms_deform_attn(
+    value: torch.Tensor,
+    spatial_shapes: List[Tuple[int, int]],
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+    sampling: str = "grid_sample",
+) -> torch.Tensor:
     """Args:
         value: (N, S, M, D) flattened values of all levels, M heads of D channels.
         spatial_shapes: (H, W) of each level, in the order they are concatenated in ``value``.
         sampling_locations: (N, Lq, M, L, P, 2) in [0, 1] (x, y), per query, head, level and point.
         attention_weights: (N, Lq, M, L, P), softmax-normalised over L * P.
+        sampling: "grid_sample" or "gather" (the same numbers, see :func:`bilinear_sample_gather`).
     Returns:
         (N, Lq, M * D)
     """
@@ -30,7 +59,10 @@ def ms_deform_attn(value: torch.Tensor, spatial_shapes: List[Tuple[int, int]], s
     for lvl, (h, w) in enumerate(spatial_shapes):
         v = values[lvl].flatten(2).transpose(1, 2).reshape(n * m, d, h, w)
         g = grids[:, :, :, lvl].transpose(1, 2).flatten(0, 1)  # N*M, Lq, P, 2
-        sampled.append(F.grid_sample(v, g.to(v.dtype), mode="bilinear", padding_mode="zeros", align_corners=False))
+        if sampling == "gather":
+            sampled.append(bilinear_sample_gather(v, g.to(v.dtype)))
+        else:
+            sampled.append(F.grid_sample(v, g.to(v.dtype), mode="bilinear", padding_mode="zeros", align_corners=False))
     weights = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, num_levels * p)
     out = (torch.stack(sampled, dim=-2).flatten(-2) * weights.to(value.dtype)).sum(-1)
     return out.view(n, m * d, lq).transpose(1, 2).contiguous()
@@ -45,6 +77,7 @@ class MSDeformAttn(nn.Module):
         if d_model % n_heads:
             raise ValueError(f"d_model {d_model} must be divisible by n_heads {n_heads}")
         self.d_model, self.n_levels, self.n_heads, self.n_points = d_model, n_levels, n_heads, n_points
+        self.sampling = "grid_sample"  # "gather" for ONNX consumers without a reliable GridSample
         self.sampling_offsets = nn.Linear(d_model, n_heads * n_levels * n_points * 2)
         self.attention_weights = nn.Linear(d_model, n_heads * n_levels * n_points)
         self.value_proj = nn.Linear(d_model, d_model)
@@ -75,6 +108,17 @@ class MSDeformAttn(nn.Module):
         offsets = self.sampling_offsets(query).view(n, lq, self.n_heads, self.n_levels, self.n_points, 2)
         weights = self.attention_weights(query).view(n, lq, self.n_heads, self.n_levels * self.n_points)
         weights = weights.softmax(-1).view(n, lq, self.n_heads, self.n_levels, self.n_points)
-        normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], device=query.device, dtype=offsets.dtype)
+        # scalar_tensor keeps the sizes symbolic in an exported graph (torch.tensor would bake them in)
+        normalizer = torch.stack(
+            [
+                torch.stack(
+                    [
+                        torch.scalar_tensor(w, dtype=offsets.dtype, device=query.device),
+                        torch.scalar_tensor(h, dtype=offsets.dtype, device=query.device),
+                    ]
+                )
+                for h, w in spatial_shapes
+            ]
+        )
         locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
-        return self.output_proj(ms_deform_attn(value, spatial_shapes, locations, weights))
+        return self.output_proj(ms_deform_attn(value, spatial_shapes, locations, weights, self.sampling))

@@ -4,6 +4,7 @@ Levels res3..res5 (strides 8/16/32) go through a deformable-attention encoder; r
 joins through a lateral 1x1 conv (``adapter_1``) and a 3x3 output conv (``layer_1``) to make the
 per-pixel mask features.
 """
+
 from typing import Dict, List, Sequence, Tuple
 
 import fvcore.nn.weight_init as weight_init
@@ -39,11 +40,14 @@ class MSDeformAttnEncoder(nn.Module):
 
     @staticmethod
     def reference_points(spatial_shapes, device):
-        """Normalised pixel centres of every level, (1, S, L, 2); inputs are unpadded, so valid ratios are 1."""
+        """Normalised pixel centres of every level, (1, S, L, 2); inputs are unpadded, so valid ratios are 1.
+        (``arange + 0.5`` equals the reference's ``linspace(0.5, h - 0.5, h)`` exactly and keeps h
+        symbolic in an exported graph.)"""
         refs = []
         for h, w in spatial_shapes:
-            ys, xs = torch.meshgrid(torch.linspace(0.5, h - 0.5, h, device=device) / h,
-                                    torch.linspace(0.5, w - 0.5, w, device=device) / w, indexing="ij")
+            ys, xs = torch.meshgrid(
+                (torch.arange(h, device=device) + 0.5) / h, (torch.arange(w, device=device) + 0.5) / w, indexing="ij"
+            )
             refs.append(torch.stack((xs.reshape(-1), ys.reshape(-1)), -1))
         return torch.cat(refs, 0)[None, :, None].expand(-1, -1, len(spatial_shapes), -1)
 
@@ -55,11 +59,26 @@ class MSDeformAttnEncoder(nn.Module):
 
 
 class MSDeformAttnTransformerEncoderOnly(nn.Module):
-    def __init__(self, d_model=256, nhead=8, num_encoder_layers=6, dim_feedforward=1024, dropout=0.0,
-                 num_feature_levels=3, enc_n_points=4):
+    def __init__(
+        self,
+        d_model=256,
+        nhead=8,
+        num_encoder_layers=6,
+        dim_feedforward=1024,
+        dropout=0.0,
+        num_feature_levels=3,
+        enc_n_points=4,
+    ):
         super().__init__()
-        self.encoder = MSDeformAttnEncoder(num_encoder_layers, d_model=d_model, d_ffn=dim_feedforward, dropout=dropout,
-                                           n_levels=num_feature_levels, n_heads=nhead, n_points=enc_n_points)
+        self.encoder = MSDeformAttnEncoder(
+            num_encoder_layers,
+            d_model=d_model,
+            d_ffn=dim_feedforward,
+            dropout=dropout,
+            n_levels=num_feature_levels,
+            n_heads=nhead,
+            n_points=enc_n_points,
+        )
         self.level_embed = nn.Parameter(torch.empty(num_feature_levels, d_model))
         for p in self.parameters():
             if p.dim() > 1:
@@ -72,27 +91,41 @@ class MSDeformAttnTransformerEncoderOnly(nn.Module):
     def forward(self, srcs: List[torch.Tensor], pos_embeds: List[torch.Tensor]):
         spatial_shapes = [tuple(s.shape[-2:]) for s in srcs]
         src_flat = torch.cat([s.flatten(2).transpose(1, 2) for s in srcs], 1)
-        pos_flat = torch.cat([p.flatten(2).transpose(1, 2) + self.level_embed[lvl][None, None]
-                              for lvl, p in enumerate(pos_embeds)], 1)
+        pos_flat = torch.cat(
+            [p.flatten(2).transpose(1, 2) + self.level_embed[lvl][None, None] for lvl, p in enumerate(pos_embeds)], 1
+        )
         return self.encoder(src_flat, pos_flat, spatial_shapes), spatial_shapes
 
 
 class MSDeformAttnPixelDecoder(nn.Module):
     """Args:
-        in_features: backbone levels, finest first (``("res2", "res3", "res4", "res5")``).
-        in_channels: channels of each level (an int when all are equal, e.g. 1024 for ViT-L).
-        conv_dim, mask_dim: 256 in the recipes.
-        transformer_in_features: the levels the encoder attends over (res3..res5).
-        transformer_enc_layers, transformer_nheads, transformer_dim_feedforward, enc_n_points: 6, 8, 1024, 4.
-        norm: "GN" (GroupNorm with 32 groups).
+    in_features: backbone levels, finest first (``("res2", "res3", "res4", "res5")``).
+    in_channels: channels of each level (an int when all are equal, e.g. 1024 for ViT-L).
+    conv_dim, mask_dim: 256 in the recipes.
+    transformer_in_features: the levels the encoder attends over (res3..res5).
+    transformer_enc_layers, transformer_nheads, transformer_dim_feedforward, enc_n_points: 6, 8, 1024, 4.
+    norm: "GN" (GroupNorm with 32 groups).
     """
 
-    def __init__(self, *, in_features: Sequence[str] = ("res2", "res3", "res4", "res5"), in_channels=1024,
-                 conv_dim: int = 256, mask_dim: int = 256, transformer_in_features=("res3", "res4", "res5"),
-                 transformer_enc_layers: int = 6, transformer_nheads: int = 8, transformer_dim_feedforward: int = 1024,
-                 transformer_dropout: float = 0.0, enc_n_points: int = 4, norm: str = "GN"):
+    def __init__(
+        self,
+        *,
+        in_features: Sequence[str] = ("res2", "res3", "res4", "res5"),
+        in_channels=1024,
+        conv_dim: int = 256,
+        mask_dim: int = 256,
+        transformer_in_features=("res3", "res4", "res5"),
+        transformer_enc_layers: int = 6,
+        transformer_nheads: int = 8,
+        transformer_dim_feedforward: int = 1024,
+        transformer_dropout: float = 0.0,
+        enc_n_points: int = 4,
+        norm: str = "GN",
+    ):
         super().__init__()
-        channels = dict(zip(in_features, [in_channels] * len(in_features) if isinstance(in_channels, int) else in_channels))
+        channels = dict(
+            zip(in_features, [in_channels] * len(in_features) if isinstance(in_channels, int) else in_channels)
+        )
         self.in_features = list(in_features)
         self.transformer_in_features = list(transformer_in_features)
         self.num_levels = len(self.transformer_in_features)
@@ -105,9 +138,14 @@ class MSDeformAttnPixelDecoder(nn.Module):
             nn.init.xavier_uniform_(proj[0].weight, gain=1)
             nn.init.constant_(proj[0].bias, 0)
         self.transformer = MSDeformAttnTransformerEncoderOnly(
-            d_model=conv_dim, nhead=transformer_nheads, num_encoder_layers=transformer_enc_layers,
-            dim_feedforward=transformer_dim_feedforward, dropout=transformer_dropout,
-            num_feature_levels=self.num_levels, enc_n_points=enc_n_points)
+            d_model=conv_dim,
+            nhead=transformer_nheads,
+            num_encoder_layers=transformer_enc_layers,
+            dim_feedforward=transformer_dim_feedforward,
+            dropout=transformer_dropout,
+            num_feature_levels=self.num_levels,
+            enc_n_points=enc_n_points,
+        )
         self.pe_layer = PositionEmbeddingSine(conv_dim // 2)
         self.mask_dim = mask_dim
         self.mask_features = Conv2d(conv_dim, mask_dim, kernel_size=1)
@@ -116,8 +154,9 @@ class MSDeformAttnPixelDecoder(nn.Module):
         self.lateral_convs, self.output_convs = [], []
         for idx, f in enumerate(self.fpn_features[::-1]):
             lateral = Conv2d(channels[f], conv_dim, kernel_size=1, bias=False, norm=_norm(norm, conv_dim))
-            output = Conv2d(conv_dim, conv_dim, kernel_size=3, padding=1, bias=False, norm=_norm(norm, conv_dim),
-                            activation=F.relu)
+            output = Conv2d(
+                conv_dim, conv_dim, kernel_size=3, padding=1, bias=False, norm=_norm(norm, conv_dim), activation=F.relu
+            )
             weight_init.c2_xavier_fill(lateral)
             weight_init.c2_xavier_fill(output)
             self.add_module(f"adapter_{idx + 1}", lateral)
@@ -134,11 +173,15 @@ class MSDeformAttnPixelDecoder(nn.Module):
             pos.append(self.pe_layer(x))
         memory, shapes = self.transformer(srcs, pos)
         sizes = [h * w for h, w in shapes]
-        outs = [m.transpose(1, 2).reshape(memory.shape[0], -1, h, w)
-                for m, (h, w) in zip(memory.split(sizes, dim=1), shapes)]
+        outs = [
+            m.transpose(1, 2).reshape(memory.shape[0], -1, h, w)
+            for m, (h, w) in zip(memory.split(sizes, dim=1), shapes)
+        ]
         for f, lateral, output in zip(self.fpn_features[::-1], self.lateral_convs, self.output_convs):
             cur = lateral(features[f])
-            outs.append(output(cur + F.interpolate(outs[-1], size=cur.shape[-2:], mode="bilinear", align_corners=False)))
+            outs.append(
+                output(cur + F.interpolate(outs[-1], size=cur.shape[-2:], mode="bilinear", align_corners=False))
+            )
         return self.mask_features(outs[-1]), outs[: self.num_levels]
 
 

@@ -6,6 +6,7 @@ mask logits) are made before the first layer and after every layer, for deep sup
 With ``rein_linked=True`` the queries come from Rein: the linked queries Q replace
 the learned positional ``query_embed`` and ``querys2feat(Q)`` replaces ``query_feat``.
 """
+
 from typing import List, Optional
 
 import torch
@@ -41,7 +42,9 @@ class CrossAttentionLayer(nn.Module):
         _xavier(self)
 
     def forward(self, tgt, memory, attn_mask, pos, query_pos):
-        out = self.multihead_attn(tgt + query_pos, memory + pos, value=memory, attn_mask=attn_mask, need_weights=False)[0]
+        out = self.multihead_attn(tgt + query_pos, memory + pos, value=memory, attn_mask=attn_mask, need_weights=False)[
+            0
+        ]
         return self.norm(tgt + out)
 
 
@@ -72,26 +75,38 @@ class MLP(nn.Module):
 
 class MultiScaleMaskedTransformerDecoder(nn.Module):
     """Args:
-        in_channels: channels of the pixel decoder's outputs (its ``conv_dim``).
-        num_classes: K (the class head predicts K + 1 with "no object").
-        hidden_dim, num_queries, nheads, dim_feedforward, dec_layers: 256, 100, 8, 2048, 9 in the recipes.
-        mask_dim: channels of the mask features.
-        num_feature_levels: 3.
-        rein_linked: take queries from Rein instead of learning ``query_feat``/``query_embed``.
+    in_channels: channels of the pixel decoder's outputs (its ``conv_dim``).
+    num_classes: K (the class head predicts K + 1 with "no object").
+    hidden_dim, num_queries, nheads, dim_feedforward, dec_layers: 256, 100, 8, 2048, 9 in the recipes.
+    mask_dim: channels of the mask features.
+    num_feature_levels: 3.
+    rein_linked: take queries from Rein instead of learning ``query_feat``/``query_embed``.
     """
 
-    def __init__(self, *, in_channels: int = 256, num_classes: int = 19, hidden_dim: int = 256, num_queries: int = 100,
-                 nheads: int = 8, dim_feedforward: int = 2048, dec_layers: int = 9, mask_dim: int = 256,
-                 num_feature_levels: int = 3, rein_linked: bool = False):
+    def __init__(
+        self,
+        *,
+        in_channels: int = 256,
+        num_classes: int = 19,
+        hidden_dim: int = 256,
+        num_queries: int = 100,
+        nheads: int = 8,
+        dim_feedforward: int = 2048,
+        dec_layers: int = 9,
+        mask_dim: int = 256,
+        num_feature_levels: int = 3,
+        rein_linked: bool = False,
+    ):
         super().__init__()
         self.pe_layer = PositionEmbeddingSine(hidden_dim // 2)
         self.num_heads, self.num_layers, self.num_queries = nheads, dec_layers, num_queries
         self.transformer_self_attention_layers = nn.ModuleList(
-            SelfAttentionLayer(hidden_dim, nheads) for _ in range(dec_layers))
+            SelfAttentionLayer(hidden_dim, nheads) for _ in range(dec_layers)
+        )
         self.transformer_cross_attention_layers = nn.ModuleList(
-            CrossAttentionLayer(hidden_dim, nheads) for _ in range(dec_layers))
-        self.transformer_ffn_layers = nn.ModuleList(
-            FFNLayer(hidden_dim, dim_feedforward) for _ in range(dec_layers))
+            CrossAttentionLayer(hidden_dim, nheads) for _ in range(dec_layers)
+        )
+        self.transformer_ffn_layers = nn.ModuleList(FFNLayer(hidden_dim, dim_feedforward) for _ in range(dec_layers))
         self.decoder_norm = nn.LayerNorm(hidden_dim)
         self.rein_linked = rein_linked
         if rein_linked:
@@ -119,7 +134,9 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         for i in range(self.num_feature_levels):
             sizes.append(x[i].shape[-2:])
             pos.append(self.pe_layer(x[i]).flatten(2).permute(2, 0, 1))
-            src.append((self.input_proj[i](x[i]).flatten(2) + self.level_embed.weight[i][None, :, None]).permute(2, 0, 1))
+            src.append(
+                (self.input_proj[i](x[i]).flatten(2) + self.level_embed.weight[i][None, :, None]).permute(2, 0, 1)
+            )
         bs = src[0].shape[1]
         if self.rein_linked:
             if queries is None:
@@ -155,5 +172,5 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         outputs_mask = torch.einsum("bqc,bchw->bqhw", self.mask_embed(decoded), mask_features)
         attn_mask = F.interpolate(outputs_mask, size=attn_size, mode="bilinear", align_corners=False)
         # True = not allowed to attend (masked attention keeps the predicted foreground)
-        attn_mask = (attn_mask.sigmoid().flatten(2).unsqueeze(1).repeat(1, self.num_heads, 1, 1).flatten(0, 1) < 0.5)
+        attn_mask = attn_mask.sigmoid().flatten(2).unsqueeze(1).repeat(1, self.num_heads, 1, 1).flatten(0, 1) < 0.5
         return outputs_class, outputs_mask, attn_mask.detach()

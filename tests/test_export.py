@@ -1,0 +1,83 @@
+"""ONNX export: the gather-based sampling equals grid_sample; the exported graph equals PyTorch."""
+
+import importlib.util
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+import torch.nn.functional as F
+from tiny_models import tiny_model
+
+from vltseg_d2.export import SemSegExportModule
+from vltseg_d2.modeling.pixel_decoder.ms_deform_attn import bilinear_sample_gather
+
+
+def test_gather_sampling_equals_grid_sample_inside_and_outside_the_image():
+    torch.manual_seed(0)
+    image = torch.randn(3, 4, 5, 7)
+    grid = torch.rand(3, 6, 9, 2) * 2.8 - 1.4  # about a third of the points fall outside
+    grid[0, 0, 0] = torch.tensor([-1.0, 1.0])  # corners and exact pixel centres
+    grid[0, 0, 1] = torch.tensor([1 / 7 - 1, 1 / 5 - 1])
+    expected = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    torch.testing.assert_close(bilinear_sample_gather(image, grid), expected, rtol=1e-5, atol=1e-6)
+
+
+def _exporter():
+    spec = importlib.util.spec_from_file_location("export_onnx_tool", "tools/export_onnx.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dynamic_export_with_gather_sampling_matches_pytorch_at_other_sizes(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = tiny_model().eval()
+    torch.save({"model": model.state_dict()}, tmp_path / "model.pth")
+    tool = _exporter()
+    tool.main(
+        [
+            "--config-file",
+            "tests/configs/rein_tiny.py",
+            "--checkpoint",
+            str(tmp_path / "model.pth"),
+            "--output",
+            str(tmp_path / "m.onnx"),
+            "--size",
+            "64",
+            "96",
+            "--dynamic",
+            "--sampling",
+            "gather",
+            "--check",
+        ]
+    )
+    assert "max abs difference" in capsys.readouterr().out
+    graph = onnx.load(str(tmp_path / "m.onnx"))
+    assert "GridSample" not in {node.op_type for node in graph.graph.node}
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for shape in ((1, 3, 64, 96), (2, 3, 96, 128)):
+        image = torch.rand(*shape) * 255
+        with torch.no_grad():
+            expected = SemSegExportModule(model)(image).numpy()
+        got = session.run(None, {"image": image.numpy()})[0]
+        assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
+
+
+def test_export_refuses_a_size_the_graph_cannot_take(tmp_path):
+    torch.save({"model": tiny_model().state_dict()}, tmp_path / "model.pth")
+    with pytest.raises(SystemExit, match="multiple of 32"):
+        _exporter().main(
+            [
+                "--config-file",
+                "tests/configs/rein_tiny.py",
+                "--checkpoint",
+                str(tmp_path / "model.pth"),
+                "--output",
+                str(tmp_path / "m.onnx"),
+                "--size",
+                "60",
+                "96",
+            ]
+        )

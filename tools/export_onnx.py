@@ -1,0 +1,79 @@
+#!/usr/bin/env python
+"""Export the inference model to ONNX and check it against PyTorch with onnxruntime.
+
+    python tools/export_onnx.py --config-file configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py \\
+        --checkpoint output/rein_dinov2_l_gta2cbm_512_bs4_40k/model_final.pth --output rein.onnx --check
+
+The graph maps an RGB image (N, 3, H, W), float 0..255, to class scores (N, 19, H, W): one whole
+image, or one sliding window (default size: the config's model.test_crop). H and W must be
+multiples of 32. --dynamic makes N, H and W dynamic. --sampling gather replaces GridSample
+(opset >= 16) in the deformable attention by gathers with the same numbers, for runtimes that
+lack or miscompile GridSample (some TensorRT versions). Sliding windows, resizing and the argmax
+stay in the caller. --check runs onnxruntime (CPU) on a random image and prints the largest
+difference to PyTorch; it fails above --tolerance. Frozen-backbone checkpoints need their
+backbone file (model.backbone.pretrained), as for evaluation.
+"""
+
+import argparse
+import logging
+import sys
+
+import numpy as np
+import torch
+from detectron2.config import LazyConfig, instantiate
+
+from vltseg_d2.checkpoint import CheckpointError, load_weights
+from vltseg_d2.config import OverrideError, apply_overrides
+from vltseg_d2.export import SemSegExportModule, export_onnx
+
+
+def parity(model, path, size, batch=1) -> float:
+    """Largest |onnxruntime - PyTorch| on a random image of ``size``."""
+    import onnxruntime
+
+    image = torch.rand(batch, 3, *size, generator=torch.Generator().manual_seed(0)) * 255
+    with torch.no_grad():
+        expected = SemSegExportModule(model)(image).numpy()
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": image.numpy()})[0]
+    return float(np.abs(got - expected).max())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config-file", required=True)
+    parser.add_argument("--checkpoint", default=None, help="weights (default: train.init_checkpoint)")
+    parser.add_argument("--output", required=True, help="the .onnx file to write")
+    parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="input size (default: model.test_crop)")
+    parser.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width")
+    parser.add_argument("--sampling", choices=("grid_sample", "gather"), default="grid_sample")
+    parser.add_argument("--opset", type=int, default=18)
+    parser.add_argument("--check", action="store_true", help="compare onnxruntime with PyTorch")
+    parser.add_argument("--tolerance", type=float, default=1e-3, help="largest difference --check accepts")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        cfg = apply_overrides(LazyConfig.load(args.config_file), args.opts)
+    except OverrideError as e:
+        parser.error(str(e))
+    checkpoint = args.checkpoint or cfg.get("train", {}).get("init_checkpoint")
+    if not checkpoint:
+        parser.error("give --checkpoint (or train.init_checkpoint=...): exporting random weights is rarely meant")
+    model = instantiate(cfg.model).eval()
+    try:
+        load_weights(model, checkpoint)
+        size = tuple(args.size or cfg.model.test_crop)
+        export_onnx(model, args.output, size, dynamic=args.dynamic, opset=args.opset, sampling=args.sampling)
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    if args.check:
+        diff = parity(model, args.output, size)
+        print(f"onnxruntime vs PyTorch at {size[0]}x{size[1]}: max abs difference {diff:.3g}")
+        if not diff <= args.tolerance:
+            sys.exit(f"error: the difference {diff:.3g} is above --tolerance {args.tolerance}")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""``Predictor``: detectron2's ``DefaultPredictor`` contract for semantic segmentation.
+
+    from detectron2.config import LazyConfig
+    from vltseg_d2.engine import Predictor
+
+    cfg = LazyConfig.load("configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py")
+    predictor = Predictor(cfg, "output/rein_dinov2_l_gta2cbm_512_bs4_40k/model_final.pth")
+    scores = predictor(cv2.imread("frame.png"))["sem_seg"]      # 19 x H x W, BGR input by default
+    train_ids = scores.argmax(0)                                  # names: predictor.metadata.stuff_classes
+
+The image is resized as the config's evaluation protocol resizes ``dataset`` (default: the first
+of ``dataloader.test_datasets``), inference runs whole-image or by sliding window as the config
+says, and scores come back at the input's size. Frames over ``max_whole_pixels`` always use the
+sliding window: whole-image attention grows with the square of the pixel count.
+"""
+
+import logging
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from detectron2.data import MetadataCatalog
+
+from ..checkpoint import load_weights
+from ..data.mapper import inference_augmentations
+from .trainer import Trainer, evaluation_dataset_names
+
+logger = logging.getLogger(__name__)
+
+MAX_WHOLE_PIXELS = 2048 * 2048  # 8000x4000 whole-image inference needs ~12 GB
+
+
+class Predictor:
+    """Args:
+    cfg: a LazyConfig with ``model``, ``train`` and ``dataloader``.
+    checkpoint: weights to load (default ``cfg.train.init_checkpoint``).
+    input_format: "BGR" (detectron2's default, what OpenCV reads) or "RGB".
+    dataset: whose evaluation resize protocol to apply (``dataloader.test_protocols``).
+    resize: (short edge, max long edge) instead of the dataset's protocol.
+    max_whole_pixels: larger frames use the sliding window whatever the config says.
+    """
+
+    def __init__(
+        self,
+        cfg,
+        checkpoint: Optional[str] = None,
+        input_format: str = "BGR",
+        dataset: Optional[str] = None,
+        resize: Optional[Sequence[int]] = None,
+        max_whole_pixels: int = MAX_WHOLE_PIXELS,
+    ):
+        if input_format not in ("BGR", "RGB"):
+            raise ValueError(f"input_format must be 'BGR' or 'RGB', not {input_format!r}")
+        checkpoint = checkpoint or cfg.train.init_checkpoint
+        if not checkpoint:
+            raise ValueError("no weights: pass a checkpoint or set train.init_checkpoint=/path/to/model.pth")
+        self.cfg, self.input_format, self.max_whole_pixels = cfg, input_format, max_whole_pixels
+        self.model = Trainer.build_model(cfg).eval()
+        load_weights(self.model, checkpoint, strict=cfg.train.get("strict_load", True))
+        dataset = dataset or evaluation_dataset_names(cfg)[0]
+        self.metadata = MetadataCatalog.get(dataset)
+        protocol = (
+            dict(short_edge=resize[0], max_size=resize[1])
+            if resize
+            else dict(cfg.dataloader.get("test_protocols", {}).get(dataset, {}))
+        )
+        self.augmentations = inference_augmentations(**protocol)
+
+    @torch.no_grad()
+    def __call__(self, image: np.ndarray) -> dict:
+        """``image``: H x W x 3 uint8 in ``input_format``. Returns ``{"sem_seg": K x H x W scores}``."""
+        rgb = image[..., ::-1] if self.input_format == "BGR" else image
+        resized = rgb
+        for aug in self.augmentations:
+            resized = aug.get_transform(resized).apply_image(resized)
+        record = {
+            "image": torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1))),
+            "height": image.shape[0],
+            "width": image.shape[1],
+        }
+        mode = "slide" if resized.shape[0] * resized.shape[1] > self.max_whole_pixels else None
+        if mode and self.model.test_mode != "slide":
+            logger.info(
+                f"{resized.shape[1]}x{resized.shape[0]} is over {self.max_whole_pixels} pixels: sliding "
+                f"window {self.model.test_crop} / stride {self.model.test_stride}"
+            )
+        return self.model.inference([record], test_mode=mode)[0]

@@ -1,0 +1,1 @@
+from .onnx import SemSegExportModule, export_onnx  # noqa: F401
