@@ -168,6 +168,7 @@ def test_main_job_runs_end_to_end(tmp_path):
             "1",
             "dataloader.train.mapper.augmentations.crop_size=[64,64]",
             "model.criterion.num_points=256",
+            "model.sem_seg_head.predictor.num_queries=16",  # the overlay model must get it too
         ],
         DETECTRON2_DATASETS=str(tmp_path / "datasets"),
     )
