@@ -24,35 +24,21 @@ def test_gather_sampling_equals_grid_sample_inside_and_outside_the_image():
     torch.testing.assert_close(bilinear_sample_gather(image, grid), expected, rtol=1e-5, atol=1e-6)
 
 
-def _exporter():
+def _export(tmp_path, height, width, *options):
+    """tools/export_onnx.py on the tiny Rein model saved at tmp_path/model.pth."""
     spec = importlib.util.spec_from_file_location("export_onnx_tool", "tools/export_onnx.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    checkpoint, output = str(tmp_path / "model.pth"), str(tmp_path / "m.onnx")
+    tool.main(["--config-file", "tests/configs/rein_tiny.py", "--checkpoint", checkpoint, "--output", output,
+               "--size", height, width, *options])  # fmt: skip
 
 
 def test_dynamic_export_with_gather_sampling_matches_pytorch_at_other_sizes(tmp_path, capsys):
     torch.manual_seed(0)
     model = tiny_model().eval()
     torch.save({"model": model.state_dict()}, tmp_path / "model.pth")
-    tool = _exporter()
-    tool.main(
-        [
-            "--config-file",
-            "tests/configs/rein_tiny.py",
-            "--checkpoint",
-            str(tmp_path / "model.pth"),
-            "--output",
-            str(tmp_path / "m.onnx"),
-            "--size",
-            "64",
-            "96",
-            "--dynamic",
-            "--sampling",
-            "gather",
-            "--check",
-        ]
-    )
+    _export(tmp_path, "64", "96", "--dynamic", "--sampling", "gather", "--check")
     assert "max abs difference" in capsys.readouterr().out
     graph = onnx.load(str(tmp_path / "m.onnx"))
     assert "GridSample" not in {node.op_type for node in graph.graph.node}
@@ -68,16 +54,4 @@ def test_dynamic_export_with_gather_sampling_matches_pytorch_at_other_sizes(tmp_
 def test_export_refuses_a_size_the_graph_cannot_take(tmp_path):
     torch.save({"model": tiny_model().state_dict()}, tmp_path / "model.pth")
     with pytest.raises(SystemExit, match="multiple of 32"):
-        _exporter().main(
-            [
-                "--config-file",
-                "tests/configs/rein_tiny.py",
-                "--checkpoint",
-                str(tmp_path / "model.pth"),
-                "--output",
-                str(tmp_path / "m.onnx"),
-                "--size",
-                "60",
-                "96",
-            ]
-        )
+        _export(tmp_path, "60", "96")

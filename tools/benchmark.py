@@ -16,7 +16,6 @@ Prints a table and writes JSON.
 
 import argparse
 import json
-import logging
 import platform
 import resource
 import time
@@ -26,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
 from fvcore.nn import FlopCountAnalysis
 from tabulate import tabulate
 
-from vltseg_d2.config import OverrideError, apply_overrides
+from vltseg_d2.config import load_config_for_tool
 from vltseg_d2.engine import Trainer, resolve_device
 from vltseg_d2.engine.train_step import resolve_precision
 from vltseg_d2.modeling import count_parameters
@@ -179,11 +178,7 @@ def main(argv=None):
     parser.add_argument("--skip-data", action="store_true", help="do not time the config's data loader")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        cfg = apply_overrides(LazyConfig.load(args.config_file), args.opts)
-    except OverrideError as e:
-        parser.error(str(e))
+    cfg = load_config_for_tool(parser, args.config_file, args.opts)
     device = resolve_device(cfg.train.device)
     precision = resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, device)
     crop = tuple(cfg.dataloader.train.mapper.augmentations.crop_size)

@@ -12,13 +12,12 @@ keys, to be used as ``train.init_checkpoint`` (or load the original file directl
 """
 
 import argparse
-import logging
 import sys
 
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
 
 from vltseg_d2.checkpoint import save_atomic
-from vltseg_d2.config import OverrideError, apply_overrides
+from vltseg_d2.config import load_config_for_tool
 from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
 
 
@@ -29,11 +28,7 @@ def main(argv=None):
     parser.add_argument("output", help="file to write")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        cfg = apply_overrides(LazyConfig.load(args.config_file), args.opts)
-    except OverrideError as e:
-        parser.error(str(e))
+    cfg = load_config_for_tool(parser, args.config_file, args.opts)
     cfg.model.backbone.pretrained = args.input
     cfg.model.backbone.rein = None
     backbone = instantiate(cfg.model.backbone)

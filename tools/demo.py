@@ -18,18 +18,16 @@ Unreadable or truncated images are skipped with their name; nothing written is a
 """
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
-from detectron2.config import LazyConfig
 from tqdm import tqdm
 
 from vltseg_d2.checkpoint import CheckpointError
-from vltseg_d2.config import OverrideError, apply_overrides
+from vltseg_d2.config import load_config_for_tool
 from vltseg_d2.engine import Predictor
 from vltseg_d2.visualization import expand_inputs, overlay, predict_train_ids, run_images
 
@@ -80,14 +78,9 @@ def main(argv=None):
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the config's train.device)")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides key=value")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if bool(args.input) == bool(args.video_input):
         parser.error("give either --input or --video-input")
-    cfg = LazyConfig.load(args.config_file)
-    try:
-        cfg = apply_overrides(cfg, args.opts)
-    except OverrideError as e:
-        parser.error(str(e))
+    cfg = load_config_for_tool(parser, args.config_file, args.opts)
     cfg.model.test_mode = "slide" if args.slide else cfg.model.test_mode
     if args.device:
         cfg.train.device = args.device

@@ -12,13 +12,12 @@ is not at hand (deployment, another cluster); loading it reads no backbone file:
 """
 
 import argparse
-import logging
 import sys
 
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
 
 from vltseg_d2.checkpoint import CheckpointError, load_weights, save_atomic
-from vltseg_d2.config import OverrideError, apply_overrides
+from vltseg_d2.config import load_config_for_tool
 
 
 def main(argv=None):
@@ -28,11 +27,7 @@ def main(argv=None):
     parser.add_argument("output", help="the single-file model to write")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        cfg = apply_overrides(LazyConfig.load(args.config_file), args.opts)
-    except OverrideError as e:
-        parser.error(str(e))
+    cfg = load_config_for_tool(parser, args.config_file, args.opts)
     model = instantiate(cfg.model)  # on the CPU: only the weights are needed
     try:
         load_weights(model, args.checkpoint)

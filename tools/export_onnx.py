@@ -15,15 +15,14 @@ backbone file (model.backbone.pretrained), as for evaluation.
 """
 
 import argparse
-import logging
 import sys
 
 import numpy as np
 import torch
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
 
 from vltseg_d2.checkpoint import CheckpointError, load_weights
-from vltseg_d2.config import OverrideError, apply_overrides
+from vltseg_d2.config import load_config_for_tool
 from vltseg_d2.export import SemSegExportModule, export_onnx
 
 
@@ -52,11 +51,7 @@ def main(argv=None):
     parser.add_argument("--tolerance", type=float, default=1e-3, help="largest difference --check accepts")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        cfg = apply_overrides(LazyConfig.load(args.config_file), args.opts)
-    except OverrideError as e:
-        parser.error(str(e))
+    cfg = load_config_for_tool(parser, args.config_file, args.opts)
     checkpoint = args.checkpoint or cfg.get("train", {}).get("init_checkpoint")
     if not checkpoint:
         parser.error("give --checkpoint (or train.init_checkpoint=...): exporting random weights is rarely meant")
