@@ -181,7 +181,7 @@ class Trainer(DefaultTrainer):
                 results[name] = {"sem_seg": res["sem_seg"]}
         if results and comm.is_main_process():
             summary = summarize_cross_domain(results, in_domain=tuple(cfg.dataloader.get("in_domain", ())))
-            summary["checkpoint"] = source
+            summary.update(checkpoint=source, protocol=evaluation_protocol(cfg, model, names))
             logger.info(f"Cross-domain evaluation:\n{format_cross_domain_table(summary, per_class=per_class)}")
             json_path, md_path = save_cross_domain(summary, folder)  # an OSError here names the file
             logger.info(f"saved to {json_path} and {md_path}")
@@ -205,6 +205,21 @@ def evaluation_dataset_names(cfg) -> list:
     if not names:
         raise ConfigError("dataloader.test_datasets is empty: name the datasets to evaluate on")
     return names
+
+
+def evaluation_protocol(cfg, model, names) -> dict:
+    """How the numbers were produced: the protocol's name and resize per dataset, whole or
+    sliding-window inference (crop, stride), and test-time augmentation."""
+    model = model.module if hasattr(model, "module") else model
+    resize = cfg.dataloader.get("test_protocols", {})
+    return {
+        "name": cfg.dataloader.get("test_protocol_name", "as_is"),
+        "resize": {n: dict(resize.get(n, {})) or "as is" for n in names},
+        "test_mode": model.test_mode,
+        "crop": list(model.test_crop) if model.test_mode == "slide" else None,
+        "stride": list(model.test_stride) if model.test_mode == "slide" else None,
+        "tta": {"scales": list(model.tta_scales), "flip": model.tta_flip},
+    }
 
 
 def eval_output_dir(cfg, checkpoint: str) -> str:

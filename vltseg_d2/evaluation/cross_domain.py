@@ -50,7 +50,23 @@ def _problems(row) -> str:
     return ", ".join(notes)
 
 
+def describe_protocol(protocol: dict) -> str:
+    """One line: protocol name, inference mode (crop / stride), TTA, and each dataset's resize."""
+    mode = protocol["test_mode"]
+    if mode == "slide":
+        mode = "sliding window {}x{} / stride {}x{}".format(*protocol["crop"], *protocol["stride"])
+    tta = protocol.get("tta") or {}
+    scales, flip = tta.get("scales", [1.0]), tta.get("flip", False)
+    tta_text = "no TTA" if scales == [1.0] and not flip else f"TTA scales {scales}" + (" + flip" if flip else "")
+    resize = "; ".join(
+        f"{name} " + (r if isinstance(r, str) else f"short edge {r.get('short_edge')}, long <= {r.get('max_size')}")
+        for name, r in protocol["resize"].items()
+    )
+    return f"protocol {protocol['name']}: {mode}, {tta_text}; inputs: {resize}"
+
+
 def format_cross_domain_table(summary: dict, per_class=False, tablefmt="github") -> str:
+    """The table, preceded by the protocol line when the summary records one."""
     problems = [_problems(r) for r in summary["rows"]]
     extra = ["problems"] if any(problems) else []
     headers = ["dataset", "mIoU", "mAcc", "aAcc"] + (list(CLASS_NAMES) if per_class else []) + extra
@@ -67,7 +83,8 @@ def format_cross_domain_table(summary: dict, per_class=False, tablefmt="github")
         + ([""] * len(CLASS_NAMES) if per_class else [])
         + ([""] if extra else [])
     )
-    return tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+    text = tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+    return f"{describe_protocol(summary['protocol'])}\n\n{text}" if summary.get("protocol") else text
 
 
 def save_cross_domain(summary: dict, output_dir, stem="cross_domain"):

@@ -38,6 +38,8 @@ class MaskFormer(nn.Module):
     test_mode: "whole" (one pass over the padded image) or "slide" (sliding window).
     test_crop, test_stride: window size and step (h, w) for "slide".
     window_batch: windows per forward pass in "slide" mode.
+    tta_scales, tta_flip: test-time augmentation (see :meth:`tta_scores`); ``(1.0,)`` and
+        ``False`` (the default) is plain inference.
     """
 
     def __init__(
@@ -52,6 +54,8 @@ class MaskFormer(nn.Module):
         test_crop: Tuple[int, int] = (512, 512),
         test_stride: Tuple[int, int] = (341, 341),
         window_batch: int = 4,
+        tta_scales: Sequence[float] = (1.0,),
+        tta_flip: bool = False,
     ):
         super().__init__()
         if test_mode not in ("whole", "slide"):
@@ -62,6 +66,7 @@ class MaskFormer(nn.Module):
         self.size_divisibility = getattr(backbone, "size_divisibility", 32) or 1
         self.padding_constraints = getattr(backbone, "padding_constraints", None)
         self.test_mode, self.window_batch = test_mode, window_batch
+        self.tta_scales, self.tta_flip = tuple(float(x) for x in tta_scales), bool(tta_flip)
         self.test_crop, self.test_stride = tuple(test_crop), tuple(test_stride)
         self.rein_linked = getattr(sem_seg_head.predictor, "rein_linked", False)
         if self.rein_linked and getattr(backbone, "rein", None) is None:
@@ -106,11 +111,40 @@ class MaskFormer(nn.Module):
         masks = F.interpolate(out["pred_masks"], size=padded.shape[-2:], mode="bilinear", align_corners=False)
         return semantic_scores(out["pred_logits"], masks[..., :h, :w])
 
+    def image_scores(self, image: torch.Tensor, test_mode: str) -> torch.Tensor:
+        """(K, h, w) scores of one normalised image (3, h, w), whole or by sliding window."""
+        if test_mode == "slide":
+            return slide_inference(image, self.predict_scores, self.test_crop, self.test_stride, self.window_batch)
+        h, w = image.shape[-2:]
+        return self.predict_scores(self._pad([image]).tensor)[0, :, :h, :w]
+
+    def tta_scores(self, image: torch.Tensor, scales: Sequence[float], flip: bool, test_mode: str) -> torch.Tensor:
+        """Test-time augmentation as mmsegmentation's ``TestTimeAug`` does it: the image at each
+        scale (bilinear, aspect kept, sizes rounded) and, with ``flip``, also mirrored; each
+        prediction (whole or sliding window) is mirrored back, resized to the image's size and the
+        class scores are averaged."""
+        h, w = image.shape[-2:]
+        total, count = None, 0
+        for scale in scales:
+            size = (max(int(h * scale + 0.5), 1), max(int(w * scale + 0.5), 1))
+            scaled = (
+                image if size == (h, w) else F.interpolate(image[None], size, mode="bilinear", align_corners=False)[0]
+            )
+            for mirrored in (False, True) if flip else (False,):
+                scores = self.image_scores(scaled.flip(-1) if mirrored else scaled, test_mode)
+                scores = resize_scores(scores.flip(-1) if mirrored else scores, (h, w))
+                total = scores if total is None else total + scores
+                count += 1
+        return total / count
+
     @torch.no_grad()
     def inference(self, batched_inputs, test_mode: Optional[str] = None):
         """Scores at each record's ``height``/``width``; ``test_mode`` overrides the model's for this call."""
         images = [self._normalize(x["image"]) for x in batched_inputs]
-        if (test_mode or self.test_mode) == "slide":
+        mode = test_mode or self.test_mode
+        if self.tta_flip or self.tta_scales != (1.0,):
+            scores = [self.tta_scores(img, self.tta_scales, self.tta_flip, mode) for img in images]
+        elif mode == "slide":
             scores = [
                 slide_inference(img, self.predict_scores, self.test_crop, self.test_stride, self.window_batch)
                 for img in images

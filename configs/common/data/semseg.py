@@ -36,6 +36,7 @@ dataloader.evaluator = L(SemSegIoUEvaluator)(dataset_name=None)
 dataloader.test_datasets = []  # evaluated one by one, summarised in the cross-domain table
 dataloader.in_domain = []  # listed in the table but left out of the mean over target domains
 dataloader.test_protocols = {}  # dataset -> inference_augmentations kwargs (short_edge, max_size)
+dataloader.test_protocol_name = "as_is"  # named in every cross-domain table (see protocols.py)
 
 
 def short_edge_scales(base: int, n: int = 16):

@@ -73,4 +73,6 @@ model = L(MaskFormer)(
     test_crop=(512, 512),
     test_stride=(341, 341),
     window_batch=4,
+    tta_scales=(1.0,),  # test-time augmentation, e.g. (0.75, 1.0, 1.25) with tta_flip=True
+    tta_flip=False,
 )
