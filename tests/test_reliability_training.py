@@ -18,7 +18,7 @@ COMMON = [
 ] + FAST
 
 
-def _wait_for_iteration(out, proc, iteration, timeout=300):
+def wait_for_iteration(out, proc, iteration, timeout=300):
     deadline = time.time() + timeout
     while proc.poll() is None and time.time() < deadline:
         if (out / "metrics.json").exists() and max(losses_by_iter(out), default=-1) >= iteration:
@@ -34,7 +34,7 @@ def test_a_signal_checkpoints_the_iteration_and_resume_repeats_the_run(synthetic
 
     out = tmp_path / "stopped"
     proc = train_net([f"train.output_dir={out}"] + COMMON, synthetic_root, background=True)
-    _wait_for_iteration(out, proc, 1)
+    wait_for_iteration(out, proc, 1)
     proc.send_signal(sig)
     assert proc.wait(timeout=300) == REQUEUE_EXIT_CODE
     stopped_at = max(losses_by_iter(out))
@@ -92,7 +92,7 @@ def test_the_launcher_forwards_sigterm_to_its_workers_and_exits_for_requeue(synt
         synthetic_root,
         background=True,
     )
-    _wait_for_iteration(out, proc, 2)
+    wait_for_iteration(out, proc, 2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=300) == REQUEUE_EXIT_CODE
     stopped_at = max(losses_by_iter(out))

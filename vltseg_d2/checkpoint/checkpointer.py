@@ -20,6 +20,7 @@ import logging
 import os
 from pathlib import Path
 
+import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from torch.nn.parallel import DistributedDataParallel
 
@@ -167,6 +168,20 @@ class SafeCheckpointer(DetectionCheckpointer):
         write_text_atomic(Path(self.save_dir) / "last_checkpoint", last_filename_basename)
 
 
-def load_weights(model, path, strict: bool = True):
-    """Load a checkpoint's model weights for evaluation, the demo or a predictor."""
-    return SafeCheckpointer(model, strict=strict).load(path)
+def load_weights(model, path, strict: bool = True, use_ema: bool = True):
+    """Load a checkpoint's model weights for evaluation, the demo or a predictor; with
+    ``use_ema``, the averaged weights of a checkpoint that holds an EMA replace the trained ones."""
+    rest = SafeCheckpointer(model, strict=strict).load(path)
+    ema = rest.get("ema") if use_ema else None
+    if ema:
+        params = dict(model.named_parameters())
+        missing = sorted(ema["shadow"].keys() - params.keys())
+        if missing:
+            raise CheckpointMismatchError(
+                f"{path}: its EMA names parameters the model lacks ({', '.join(missing[:3])})"
+            )
+        with torch.no_grad():
+            for name, value in ema["shadow"].items():
+                params[name].copy_(value.to(params[name].dtype))
+        logger.info(f"{path}: evaluating with its EMA weights (decay {ema['decay']})")
+    return rest

@@ -7,6 +7,7 @@ because DefaultTrainer reads yacs keys there. Config layout (see configs/common)
 test_datasets,test_protocols,in_domain}``, ``cfg.train.*``.
 """
 
+import contextlib
 import copy
 import difflib
 import json
@@ -29,6 +30,7 @@ from ..data.mapper import inference_augmentations
 from ..evaluation import format_cross_domain_table, save_cross_domain, summarize_cross_domain
 from ..evaluation.prediction_writer import PredictionWriter
 from ..modeling import count_parameters
+from .ema import EMAHook, TrainableEMA
 from .preemption import PreemptionHook, RotatingCheckpointer
 from .train_step import MixedPrecisionTrainer, resolve_precision
 
@@ -64,8 +66,14 @@ class Trainer(DefaultTrainer):
             seed=cfg.train.get("seed", -1),
         )
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        ema_cfg = cfg.train.get("ema", None) or {}
+        self.ema = None
+        if ema_cfg.get("enabled", False):
+            unwrapped = model.module if hasattr(model, "module") else model
+            self.ema = TrainableEMA(unwrapped, ema_cfg.get("decay", 0.9999), ema_cfg.get("start_iter", 0))
+        extra = {"ema": self.ema} if self.ema is not None else {}
         self.checkpointer = SafeCheckpointer(
-            model, cfg.train.output_dir, strict=cfg.train.get("strict_load", True), trainer=weakref.proxy(self)
+            model, cfg.train.output_dir, strict=cfg.train.get("strict_load", True), trainer=weakref.proxy(self), **extra
         )
         evaluation_dataset_names(cfg)  # an unknown evaluation dataset fails now, not after hours of training
         self.start_iter = 0
@@ -89,6 +97,8 @@ class Trainer(DefaultTrainer):
     def build_hooks(self):
         cfg = self.cfg
         ret = [hooks.IterationTimer(), hooks.LRScheduler()]
+        if self.ema is not None:  # before checkpointing and evaluation, which use it
+            ret.append(EMAHook(self.ema))
         rotating = RotatingCheckpointer(self.checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None
         if rotating is not None:
             ret.append(rotating)
@@ -97,7 +107,8 @@ class Trainer(DefaultTrainer):
             name = "model_final" if self.iter + 1 >= self.max_iter else f"model_{self.iter:07d}"
             folder = os.path.join(cfg.train.output_dir, "eval", name)
             source = os.path.abspath(os.path.join(cfg.train.output_dir, name + ".pth"))
-            self._last_eval_results = self.test(self.cfg, self.model, output_dir=folder, source=source)
+            with self.ema.swapped() if self.ema is not None else contextlib.nullcontext():
+                self._last_eval_results = self.test(self.cfg, self.model, output_dir=folder, source=source)
             return self._last_eval_results
 
         ret.append(hooks.EvalHook(cfg.train.eval_period, test_and_save_results))  # 0: only after training
