@@ -6,9 +6,12 @@ Here sample ``k`` of the infinite stream is a pure function of (seed, k): the ep
 comes from a generator seeded with (seed, epoch) and the mapper's NumPy/PyTorch randomness is
 seeded with (seed, k). ``start_iter`` (set by the trainer after loading a checkpoint) skips the
 samples already consumed, so a resumed run continues exactly where the killed one stopped.
+Several source datasets are mixed with given ratios by a fixed interleave (``sources.py``),
+which keeps that property.
 """
 
 import itertools
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -16,28 +19,25 @@ from detectron2.data import DatasetFromList
 from detectron2.utils import comm
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from .sources import SampleSchedule
+
 
 class _BatchStream(IterableDataset):
     """Yields the batches of iterations ``start_iter, start_iter + 1, ...`` for one rank; worker
     ``w`` of ``n`` builds every n-th batch, and the DataLoader interleaves them back in order."""
 
-    def __init__(self, records, mapper, seed, start_iter, batch_size, rank, world_size):
-        self.records, self.mapper, self.seed, self.start_iter = records, mapper, seed, start_iter
-        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
-
-    def _index(self, position):
-        n = len(self.records)
-        epoch, offset = divmod(position, n)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return int(torch.randperm(n, generator=g)[offset])
+    def __init__(self, sources, schedule, mapper, seed, start_iter, batch_size, rank, world_size):
+        self.sources, self.schedule, self.mapper, self.seed = sources, schedule, mapper, seed
+        self.start_iter, self.batch_size, self.rank, self.world_size = start_iter, batch_size, rank, world_size
 
     def _sample(self, position):
-        index = self._index(position)
-        for attempt in range(len(self.records)):
+        source, index = self.schedule(position)
+        records = self.sources[source]
+        for attempt in range(len(records)):
             seed = (self.seed * 7919 + position * 31 + attempt) % 2**32
             np.random.seed(seed)
             torch.manual_seed(seed)
-            sample = self.mapper(self.records[(index + attempt) % len(self.records)])
+            sample = self.mapper(records[(index + attempt) % len(records)])
             if sample is not None:  # the mapper skips unreadable samples (and logs them)
                 return sample
         raise RuntimeError("every training sample failed to load; see the warnings above")
@@ -54,24 +54,32 @@ class ResumableTrainLoader:
     """Iterable of batches (lists of mapped records) for one rank.
 
     Args:
-        dataset: list of records (e.g. ``get_detection_dataset_dicts(...)``).
+        dataset: list of records (e.g. ``get_detection_dataset_dicts(...)``), or a list of such
+            lists for multi-source training.
+        ratios: with several sources, their share of the samples (e.g. ``[0.5, 0.5]``).
         mapper: record -> model input (``None`` to skip a bad sample).
         total_batch_size: images per iteration over all ranks.
         num_workers: loader worker processes per rank.
         seed: the stream's seed.
     """
 
-    def __init__(self, dataset, mapper, total_batch_size: int, num_workers: int = 2, seed: int = 0):
+    def __init__(self, dataset, mapper, total_batch_size: int, num_workers: int = 2, seed: int = 0,
+                 ratios: Optional[Sequence[float]] = None):  # fmt: skip
         world = comm.get_world_size()
         if total_batch_size % world:
             raise ValueError(f"total_batch_size {total_batch_size} is not divisible by the {world} processes")
-        self.records = DatasetFromList(dataset, copy=False, serialize=True)
+        multi = len(dataset) > 0 and isinstance(dataset[0], (list, tuple))
+        sources = list(dataset) if multi else [dataset]
+        ratios = list(ratios) if ratios is not None else [1.0] * len(sources)
+        self.sources = [DatasetFromList(list(s), copy=False, serialize=True) for s in sources]
+        self.schedule = SampleSchedule([len(s) for s in self.sources], ratios, seed)
         self.mapper, self.batch_size, self.num_workers, self.seed = mapper, total_batch_size // world, num_workers, seed
         self.start_iter = 0
 
     def __iter__(self):
         stream = _BatchStream(
-            self.records,
+            self.sources,
+            self.schedule,
             self.mapper,
             self.seed,
             self.start_iter,
