@@ -49,6 +49,12 @@ def _compact(backbone) -> bool:
     return backbone is not None and backbone.freeze and backbone.loaded_from is not None
 
 
+def _frozen_vit_keys(backbone) -> set:
+    """Model keys of the ViT's frozen tensors (all of it, but SoMA adapters and adapted biases)."""
+    trained = {n for n, p in backbone.vit.named_parameters() if p.requires_grad}
+    return {VIT_PREFIX + k for k in backbone.vit.state_dict() if k not in trained}
+
+
 class SafeCheckpointer(DetectionCheckpointer):
     """Args (beyond DetectionCheckpointer's):
     strict: refuse a checkpoint whose model weights do not all fit (missing, unexpected or
@@ -94,13 +100,12 @@ class SafeCheckpointer(DetectionCheckpointer):
     def _load_model(self, checkpoint):
         state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in checkpoint["model"].items()}
         backbone = _vit_backbone(self.model)
-        from_source = backbone is not None and not any(k.startswith(VIT_PREFIX) for k in state)
+        frozen = _frozen_vit_keys(backbone) if backbone is not None else set()
+        from_source = bool(frozen) and not frozen <= state.keys()
         if from_source:
             self._frozen_weights_for(backbone, checkpoint.get("frozen_backbone"))
         if self.strict:
-            self._check_fits(
-                state, {k for k in self.model.state_dict() if k.startswith(VIT_PREFIX)} if from_source else set()
-            )
+            self._check_fits(state, frozen if from_source else set())
         return super()._load_model(checkpoint)
 
     @staticmethod
@@ -155,7 +160,8 @@ class SafeCheckpointer(DetectionCheckpointer):
         backbone = _vit_backbone(self.model)
         data = {}
         if _compact(backbone):
-            model_state = {k: v for k, v in model_state.items() if not k.startswith(VIT_PREFIX)}
+            frozen = _frozen_vit_keys(backbone)
+            model_state = {k: v for k, v in model_state.items() if k not in frozen}
             data["frozen_backbone"] = backbone.frozen_identity()
         data.update(model=model_state, **{k: o.state_dict() for k, o in self.checkpointables.items()})
         data.update(kwargs)

@@ -1,4 +1,4 @@
-from .backbone import Reins, ViTBackbone, build_rein, count_parameters  # noqa: F401
+from .backbone import Reins, SoMA, ViTBackbone, build_rein, count_parameters  # noqa: F401
 from .criterion import SetCriterion  # noqa: F401
 from .matcher import HungarianMatcher  # noqa: F401
 from .meta_arch import MaskFormer, MaskFormerHead  # noqa: F401

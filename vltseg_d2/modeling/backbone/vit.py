@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .rein import Reins
+from .soma import SoMA, adapter_keys
 from .weights import load_vit_weights, state_sha256
 
 
@@ -55,6 +56,7 @@ class ViTBackbone(Backbone):
         out_strides: Sequence[int] = (4, 8, 16, 32),
         freeze: bool = False,
         rein: Optional[Reins] = None,
+        soma: Optional[SoMA] = None,
         grad_checkpointing: bool = False,
         pretrained: Optional[str] = None,
         patch_resample: str = "bicubic",
@@ -105,6 +107,9 @@ class ViTBackbone(Backbone):
         if freeze:
             self.vit.requires_grad_(False)
             self.vit.eval()
+        self.soma = soma
+        if soma is not None:  # after freezing: the adapters (and adapted biases) stay trainable
+            soma.attach(self.vit)
 
     def load_pretrained(self, source: Optional[str] = None):
         """Load the original weights (``source``, default ``self.pretrained``) into the ViT."""
@@ -115,12 +120,20 @@ class ViTBackbone(Backbone):
             )
         load_vit_weights(self, source, patch_resample=self.patch_resample)
         self.loaded_from, self._identity = source, None
+        if self.soma is not None:  # identify the pretrained weights, then split off the minor components
+            self.frozen_identity()
+            self.soma.initialize(self.vit)
 
     def frozen_identity(self) -> dict:
-        """Which frozen weights this ViT holds: their source and a content hash (computed once)."""
+        """Which pretrained weights this ViT was loaded from: the source and a content hash of
+        the loaded tensors (adapters left out; computed once, before SoMA changes them)."""
         if self._identity is None:
-            self._identity = {"source": self.loaded_from, "sha256": state_sha256(self.vit)}
+            self._identity = {"source": self.loaded_from, "sha256": state_sha256(self.vit, skip=adapter_keys)}
         return self._identity
+
+    def merge_adapters(self) -> int:
+        """Fold SoMA adapters into the weights for inference (no-op without SoMA)."""
+        return SoMA.merge(self.vit) if self.soma is not None else 0
 
     @property
     def size_divisibility(self):

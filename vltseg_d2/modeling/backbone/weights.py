@@ -32,6 +32,7 @@ from timm.models.eva import checkpoint_filter_fn as eva_filter
 from timm.models.vision_transformer import checkpoint_filter_fn as vit_filter
 
 from ...utils.safe_load import CheckpointError, load_tensor_checkpoint
+from .soma import adapter_keys
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ def fit_vit_state(state: dict, vit, source, patch_resample: str = "bicubic") -> 
     ``vit`` may live on the meta device: only its key names and shapes are read."""
     state = convert_to_timm(state, vit, patch_resample)
     own = vit.state_dict()
+    own = {k: v for k, v in own.items() if k not in adapter_keys(own)}  # SoMA adapters are not in the file
     missing = sorted(own.keys() - state.keys())
     unexpected = sorted(state.keys() - own.keys())
     wrong_shape = [
@@ -157,15 +159,21 @@ def load_vit_weights(backbone, path, patch_resample: str = "bicubic") -> int:
     """Load ``path`` (a file or hub id) into ``backbone.vit``; raise if it is a checkpoint of
     another model. Returns the number of tensors loaded."""
     fitted = fit_vit_state(read_checkpoint(path), backbone.vit, path, patch_resample)
-    backbone.vit.load_state_dict(fitted, strict=True)
+    missing, unexpected = backbone.vit.load_state_dict(fitted, strict=False)
+    assert not unexpected and set(missing) == adapter_keys(missing), (missing, unexpected)
     logger.info(f"loaded {len(fitted)} tensors into the ViT from {path}")
     return len(fitted)
 
 
-def state_sha256(module) -> str:
-    """A content hash of a module's tensors (names, dtypes, shapes, bytes), in key order."""
+def state_sha256(module, skip=lambda keys: set()) -> str:
+    """A content hash of a module's tensors (names, dtypes, shapes, bytes), in key order;
+    ``skip(keys)`` names entries to leave out."""
     digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
+    state = module.state_dict()
+    left_out = skip(state.keys())
+    for name, tensor in state.items():
+        if name in left_out:
+            continue
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
