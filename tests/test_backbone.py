@@ -8,7 +8,7 @@ import timm
 import torch
 import torch.nn.functional as F
 from key_fixtures import read_key_shapes
-from pretrained_files import dinov2_state, eva_clip_state
+from pretrained_files import dinov2_state, dinov3_state, eva_clip_state
 
 from vltseg_d2.modeling.backbone import Reins, ViTBackbone, WeightsMismatchError, build_rein, count_parameters
 
@@ -324,3 +324,15 @@ def test_weights_by_hub_id_come_from_the_cache_offline(tmp_path, monkeypatch, pr
         loaded_backbone(
             DINO, model_kwargs=TINY, out_indices=(3,), out_strides=(16,), pretrained="timm/not_cached_model"
         )
+
+
+def test_dinov3_original_layout_loads_and_reproduces_timm(tmp_path):
+    ref = _reference("vit_large_patch16_dinov3", 64)
+    state = dinov3_state(ref)
+    assert "storage_tokens" in state and "blocks.0.ls1.gamma" in state and "reg_token" not in state
+    torch.save(state, tmp_path / "dinov3_vitl16_pretrain.pth")
+    bb = loaded_backbone("vit_large_patch16_dinov3", model_kwargs=TINY, img_size=64, patch_size=16, out_indices=(3,),
+                         out_strides=(16,), pretrained=str(tmp_path / "dinov3_vitl16_pretrain.pth"))  # fmt: skip
+    x = torch.randn(1, 3, 64, 96)
+    expected = ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0]
+    torch.testing.assert_close(_last_block(bb, x), expected)

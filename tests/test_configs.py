@@ -44,7 +44,8 @@ def test_config_instantiates(path):
     assert trainable == sum(p.numel() for g in optimizer.param_groups for p in g["params"])
     name = Path(path).stem
     if name.startswith("soma_"):  # adapters on the minor components of blocks 8..23, and their biases
-        assert trainable - count_parameters(model.sem_seg_head)[1] == 4_866_048
+        no_qkv_bias = 16 * 3072 if "dinov3" in name else 0  # timm's DINOv3-L has no qkv bias
+        assert trainable - count_parameters(model.sem_seg_head)[1] == 4_866_048 - no_qkv_bias
         assert cfg.model.backbone.freeze and not cfg.model.sem_seg_head.predictor.rein_linked
     if name.startswith(("rein_", "vltseg_", "soma_")):  # the reference configs' ImageNet statistics, EVA02 included
         assert list(cfg.model.pixel_mean) == [123.675, 116.28, 103.53]

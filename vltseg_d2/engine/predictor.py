@@ -57,6 +57,8 @@ class Predictor:
         self.cfg, self.input_format, self.max_whole_pixels = cfg, input_format, max_whole_pixels
         self.model = Trainer.build_model(cfg).eval()
         load_weights(self.model, checkpoint, strict=cfg.train.get("strict_load", True))
+        if hasattr(self.model.backbone, "merge_adapters"):  # SoMA: fold the adapters into the weights
+            self.model.backbone.merge_adapters()
         dataset = dataset or evaluation_dataset_names(cfg)[0]
         self.metadata = MetadataCatalog.get(dataset)
         protocol = (
