@@ -70,7 +70,7 @@ class SafeCheckpointer(DetectionCheckpointer):
                 logger.info(f"removed {path}, left by a save that was interrupted")
 
     def load(self, path, *args, **kwargs):
-        if path and not os.path.isfile(path):
+        if path and "://" not in path and "?" not in path and not os.path.isfile(path):
             raise FileNotFoundError(f"checkpoint {path} does not exist")
         try:
             return super().load(path, *args, **kwargs)
@@ -104,7 +104,7 @@ class SafeCheckpointer(DetectionCheckpointer):
         from_source = bool(frozen) and not frozen <= state.keys()
         if from_source:
             self._frozen_weights_for(backbone, checkpoint.get("frozen_backbone"))
-        if self.strict:
+        if self.strict and not checkpoint.get("matching_heuristics", False):  # name matching: no key check
             self._check_fits(state, frozen if from_source else set())
         return super()._load_model(checkpoint)
 
