@@ -31,7 +31,7 @@ from tabulate import tabulate
 
 from vltseg_d2.config import load_config_for_tool
 from vltseg_d2.engine import Trainer, resolve_device
-from vltseg_d2.engine.train_step import resolve_precision
+from vltseg_d2.engine.train_step import autocast, resolve_precision
 from vltseg_d2.modeling import count_parameters
 
 # Dense bf16 tensor-core peaks (TFLOP/s) used when --peak-tflops is not given.
@@ -119,7 +119,7 @@ def bench_train(model, optimizer, batch, iters, warmup, precision, device, timer
     for i in range(warmup + iters):
         sync(device)
         start = time.perf_counter()
-        with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
+        with autocast(device, precision):
             losses = model(batch)
         with timer.stage("backward + step"):
             optimizer.zero_grad(set_to_none=True)
@@ -140,7 +140,7 @@ def bench_inference(model, image, iters, warmup, precision, device, mode):
         for _ in range(warmup + iters):
             sync(device)
             start = time.perf_counter()
-            with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
+            with autocast(device, precision):
                 model([{"image": image, "height": image.shape[1], "width": image.shape[2]}])
             sync(device)
             times.append(time.perf_counter() - start)

@@ -23,7 +23,8 @@ from detectron2.data import MetadataCatalog
 
 from ..checkpoint import load_weights
 from ..data.mapper import inference_augmentations
-from .trainer import Trainer, evaluation_dataset_names
+from .train_step import autocast, resolve_precision
+from .trainer import Trainer, evaluation_dataset_names, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class Predictor:
             else dict(cfg.dataloader.get("test_protocols", {}).get(dataset, {}))
         )
         self.augmentations = inference_augmentations(**protocol)
+        self.device = resolve_device(cfg.train.device)
+        self.precision = resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, self.device)
 
     @torch.no_grad()
     def __call__(self, image: np.ndarray) -> dict:
@@ -86,4 +89,5 @@ class Predictor:
                 f"{resized.shape[1]}x{resized.shape[0]} is over {self.max_whole_pixels} pixels: sliding "
                 f"window {self.model.test_crop} / stride {self.model.test_stride}"
             )
-        return self.model.inference([record], test_mode=mode)[0]
+        with autocast(self.device, self.precision):
+            return self.model.inference([record], test_mode=mode)[0]

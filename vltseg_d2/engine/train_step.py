@@ -13,12 +13,27 @@ from detectron2.utils.events import get_event_storage
 
 
 def resolve_precision(enabled: bool, precision: str, device: torch.device) -> Optional[torch.dtype]:
-    """``"auto"``: bf16 where the GPU supports it, else fp16; mixed precision is off on the CPU."""
-    if not enabled or device.type != "cuda":
+    """The autocast dtype, or None for float32.
+
+    CUDA: ``"auto"`` is bf16 where the GPU supports it, else fp16. CPU: ``"bf16"`` runs bf16
+    autocast (native on CPUs with AVX512-BF16 or AMX); ``"auto"`` stays float32, because whether
+    bf16 is faster depends on the CPU and the model (measure with tools/benchmark.py); fp16 is
+    refused (CPU fp16 kernels are slow and it needs a grad scaler).
+    """
+    if not enabled:
         return None
-    if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    if device.type == "cuda":
+        if precision == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    if precision == "fp16":
+        raise ValueError("train.amp.precision=fp16 is for GPUs; on the CPU use bf16 (or auto for float32)")
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def autocast(device: torch.device, precision: Optional[torch.dtype]):
+    """``torch.autocast`` for ``precision`` (a no-op context for float32)."""
+    return torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None)
 
 
 class MixedPrecisionTrainer(SimpleTrainer):

@@ -32,7 +32,7 @@ from ..evaluation.prediction_writer import PredictionWriter
 from ..modeling import count_parameters
 from .ema import EMAHook, TrainableEMA
 from .preemption import PreemptionHook, RotatingCheckpointer
-from .train_step import MixedPrecisionTrainer, resolve_precision
+from .train_step import MixedPrecisionTrainer, autocast, resolve_precision
 
 logger = logging.getLogger("vltseg_d2")
 
@@ -184,10 +184,13 @@ class Trainer(DefaultTrainer):
         ``source`` (the evaluated checkpoint) is recorded in the JSON."""
         names = evaluation_dataset_names(cfg)
         folder = output_dir or os.path.join(cfg.train.output_dir, "eval")
+        device = resolve_device(cfg.train.device)
+        precision = resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, device)
         results = OrderedDict()
         for name in names:
             evaluator = cls.build_evaluator(cfg, name, output_folder=os.path.join(folder, "predictions"))
-            res = inference_on_dataset(model, cls.build_test_loader(cfg, name), evaluator)
+            with autocast(device, precision):  # the training precision (train.amp), bf16 on CPU too
+                res = inference_on_dataset(model, cls.build_test_loader(cfg, name), evaluator)
             if res and "sem_seg" in res:
                 results[name] = {"sem_seg": res["sem_seg"]}
         if results and comm.is_main_process():

@@ -14,8 +14,10 @@ import torch.nn.functional as F
 
 
 def semantic_scores(class_logits: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
-    """(B, Q, K+1) x (B, Q, H, W) -> (B, K, H, W)."""
-    return torch.einsum("bqk,bqhw->bkhw", class_logits.float().softmax(-1)[..., :-1], mask_logits.float().sigmoid())
+    """(B, Q, K+1) x (B, Q, H, W) -> (B, K, H, W), in float32 even under autocast."""
+    with torch.autocast(mask_logits.device.type, enabled=False):
+        probs = class_logits.float().softmax(-1)[..., :-1]
+        return torch.einsum("bqk,bqhw->bkhw", probs, mask_logits.float().sigmoid())
 
 
 def window_starts(size: int, crop: int, stride: int) -> List[int]:

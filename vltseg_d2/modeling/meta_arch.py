@@ -92,7 +92,8 @@ class MaskFormer(nn.Module):
         images = self._pad([self._normalize(x["image"]) for x in batched_inputs])
         outputs = self._head_outputs(images.tensor)
         targets = self._targets([x["instances"] for x in batched_inputs], images.tensor.shape[-2:])
-        return self.criterion(outputs, targets)
+        with torch.autocast(self.device.type, enabled=False):  # matching costs and losses in float32
+            return self.criterion(outputs, targets)
 
     def _targets(self, instances, padded_size):
         targets = []
