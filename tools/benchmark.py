@@ -5,37 +5,51 @@
     python tools/benchmark.py --config-file configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py \\
         --train-batch 4 --frame 512 1024
 
-Reports training iterations/s and images/s, inference latency per image (whole image at the
-crop size, sliding window over --frame), peak memory (CUDA, or process RSS on CPU), parameter
-counts, forward FLOPs per image (fvcore), model FLOPs utilisation against --peak-tflops, and
-where the time goes (backbone, pixel decoder, transformer decoder, matching + losses, backward
-+ step, data loading). Inputs are random tensors of the config's crop size, so no dataset is
-needed; data loading is timed separately on the config's own loader when its data exists.
-Prints a table and writes JSON.
+Reports, for each --variants entry (fp32, bf16: the autocast precision), the training step the
+trainer runs (its precision, clipping and seeding: MixedPrecisionTrainer.run_step) and the
+inference latency (whole image at the crop size, sliding window over --frame); the variants are
+timed in alternation, repeat after repeat, and reported as median and min, so their ratios hold
+on a noisy machine. Also: parameter counts, FLOPs counted by torch's FlopCounterMode (2 per
+multiply-add, attention included): forward per stage (backbone, Rein, pixel decoder, transformer
+decoder, criterion) and the whole training step (forward + backward, no weight gradients for
+frozen weights), utilisation against --peak-tflops (dense bf16 peaks: H100 SXM ~989, H200 ~989,
+A100 312 TFLOP/s; give the figure of your part), where the time of the first variant's step
+goes, peak memory, and data loading. Inputs are random tensors of the config's crop size, so no
+dataset is needed. Prints progress and a table, and writes JSON.
 """
 
 import argparse
+import itertools
 import json
 import platform
 import resource
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
 from detectron2.config import instantiate
-from fvcore.nn import FlopCountAnalysis
+from detectron2.utils.events import EventStorage
 from tabulate import tabulate
+from torch.utils.flop_counter import FlopCounterMode
 
 from vltseg_d2.config import load_config_for_tool
 from vltseg_d2.engine import Trainer, resolve_device
-from vltseg_d2.engine.train_step import autocast, resolve_precision
+from vltseg_d2.engine.train_step import MixedPrecisionTrainer, autocast, resolve_precision
 from vltseg_d2.modeling import count_parameters
+from vltseg_d2.utils.atomic import write_text_atomic
 
-# Dense bf16 tensor-core peaks (TFLOP/s) used when --peak-tflops is not given.
-KNOWN_PEAKS = {"H100": 800.0, "H200": 800.0, "A100": 312.0}
+# Dense bf16 tensor-core peaks (TFLOP/s, SXM parts) used when --peak-tflops is not given.
+KNOWN_PEAKS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
+VARIANTS = {"fp32": None, "bf16": torch.bfloat16}
+STAGES = {
+    "backbone": "backbone",
+    "rein": "backbone.rein",
+    "pixel decoder": "sem_seg_head.pixel_decoder",
+    "transformer decoder": "sem_seg_head.predictor",
+    "criterion": "criterion",
+}
 
 
 def sync(device):
@@ -48,16 +62,21 @@ class StageTimer:
 
     def __init__(self, device):
         self.device, self.totals, self._starts = device, defaultdict(float), {}
+        self.enabled = False  # on only while the measured step runs
 
     def attach(self, name, module):
         module.register_forward_pre_hook(lambda *_: self._start(name))
         module.register_forward_hook(lambda *_: self._stop(name))
 
     def _start(self, name):
+        if not self.enabled:
+            return
         sync(self.device)
         self._starts[name] = time.perf_counter()
 
     def _stop(self, name):
+        if not self.enabled:
+            return
         sync(self.device)
         self.totals[name] += time.perf_counter() - self._starts.pop(name)
 
@@ -95,56 +114,74 @@ def peak_memory_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def forward_flops(model, h, w):
-    """fvcore's count for one image at (h, w), whole-image inference (ops it cannot count are skipped)."""
-    model.eval()
-    image = torch.zeros(1, 3, h, w, device=model.device)
-    counter = FlopCountAnalysis(_ScoresOnly(model), image)
-    counter.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    return counter.total()
-
-
-class _ScoresOnly(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, images):
-        return self.model.predict_scores(images)
-
-
-def bench_train(model, optimizer, batch, iters, warmup, precision, device, timer):
+def count_flops(model, batch, crop):
+    """FlopCounterMode figures: training forward per stage, the training step (forward and
+    backward), and one whole-image inference at ``crop``."""
+    root = type(model).__name__
     model.train()
-    times = []
-    for i in range(warmup + iters):
-        sync(device)
-        start = time.perf_counter()
-        with autocast(device, precision):
-            losses = model(batch)
-        with timer.stage("backward + step"):
-            optimizer.zero_grad(set_to_none=True)
-            sum(losses.values()).backward()
-            optimizer.step()
-        sync(device)
-        times.append(time.perf_counter() - start)
-        if i == warmup - 1:
-            timer.totals.clear()
-    return float(np.median(times[warmup:]))
-
-
-def bench_inference(model, image, iters, warmup, precision, device, mode):
+    with FlopCounterMode(display=False) as forward:
+        model(batch)
+    counts = forward.get_flop_counts()
+    per_stage = {name: sum(counts.get(f"{root}.{path}", {}).values()) for name, path in STAGES.items()}
+    with FlopCounterMode(display=False) as step:
+        sum(model(batch).values()).backward()
+    model.zero_grad(set_to_none=True)
     model.eval()
-    model.test_mode = mode
-    times = []
-    with torch.no_grad():
-        for _ in range(warmup + iters):
-            sync(device)
-            start = time.perf_counter()
-            with autocast(device, precision):
-                model([{"image": image, "height": image.shape[1], "width": image.shape[2]}])
-            sync(device)
-            times.append(time.perf_counter() - start)
-    return float(np.median(times[warmup:]))
+    # with grad enabled: FlopCounterMode's module tracker fails on parameter views made under no_grad
+    with FlopCounterMode(display=False) as inference:
+        model.predict_scores(torch.zeros(1, 3, *crop, device=model.device))
+    return per_stage, forward.get_total_flops(), step.get_total_flops(), inference.get_total_flops()
+
+
+def training_step(model, optimizer, batch, precision, clip, seed, device):
+    """The trainer's own step (MixedPrecisionTrainer.run_step) on a fixed batch."""
+    step = MixedPrecisionTrainer(model, itertools.repeat(batch), optimizer, precision=precision,
+                                 clip_grad_norm=clip, device_type=device.type, seed=seed)  # fmt: skip
+
+    def run(iteration=0):
+        model.train()
+        step.iter = iteration
+        with EventStorage(iteration):
+            step.run_step()
+
+    return run
+
+
+def timed(fn, device):
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def compare_variants(runs, repeats, warmup, device):
+    """``runs``: variant -> {measure: callable}. Calls alternate between the variants in every
+    repeat; returns variant -> measure -> (median, min) seconds."""
+    times = {v: {m: [] for m in fns} for v, fns in runs.items()}
+    for r in range(warmup + repeats):
+        for v, fns in runs.items():
+            for measure, fn in fns.items():
+                elapsed = timed(fn, device)
+                if r >= warmup:
+                    times[v][measure].append(elapsed)
+        if r >= warmup:
+            latest = ", ".join(f"{v}: step {t['train step'][-1]:.3f}s" for v, t in times.items())
+            print(f"  repeat {r - warmup + 1}/{repeats}: {latest}", flush=True)
+        else:
+            print(f"  warm-up {r + 1}/{warmup}", flush=True)
+    return {v: {m: (float(np.median(t)), float(np.min(t))) for m, t in ms.items()} for v, ms in times.items()}
+
+
+def inference(model, image, precision, device, mode):
+    record = {"image": image, "height": image.shape[1], "width": image.shape[2]}
+
+    def run():
+        model.eval()
+        with torch.no_grad(), autocast(device, precision):
+            model.inference([record], test_mode=mode)
+
+    return run
 
 
 def bench_data_loading(cfg, iters):
@@ -171,8 +208,9 @@ def main(argv=None):
         metavar=("H", "W"),
         help="frame for sliding-window inference (default: 2 x crop width)",
     )
-    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--iters", type=int, default=10, help="timed repeats of every measurement")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--variants", default=None, help="precisions compared in one run: fp32,bf16 (default: config)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for utilisation figures")
     parser.add_argument("--output", default=None, help="JSON file to write")
     parser.add_argument("--skip-data", action="store_true", help="do not time the config's data loader")
@@ -180,72 +218,106 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cfg = load_config_for_tool(parser, args.config_file, args.opts)
     device = resolve_device(cfg.train.device)
-    precision = resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, device)
+    configured = resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, device)
+    names = args.variants.split(",") if args.variants else [next(k for k, v in VARIANTS.items() if v == configured)]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
     crop = tuple(cfg.dataloader.train.mapper.augmentations.crop_size)
     batch_size = args.train_batch or cfg.dataloader.train.total_batch_size
     frame = tuple(args.frame) if args.frame else (crop[0], 2 * crop[1])
     model = Trainer.build_model(cfg)
     optimizer = Trainer.build_optimizer(cfg, model)
     total, trainable = count_parameters(model)
-    flops = forward_flops(model, *crop)
-    backbone_flops = FlopCountAnalysis(model.backbone, torch.zeros(1, 3, *crop, device=device))
-    backbone_flops = backbone_flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False).total()
+    batch = random_batch(batch_size, *crop)
+    print("counting FLOPs ...", flush=True)
+    stage_flops, forward_flops, step_flops, window_flops = count_flops(model, batch, crop)
 
-    timer = StageTimer(device)
-    timer.attach("backbone", model.backbone)
-    timer.attach("pixel decoder", model.sem_seg_head.pixel_decoder)
-    timer.attach("transformer decoder", model.sem_seg_head.predictor)
-    timer.attach("matching + losses", model.criterion)
+    timer = StageTimer(device)  # where the first variant's step goes
+    for name, path in STAGES.items():
+        if name != "rein" or getattr(model.backbone, "rein", None) is not None:
+            timer.attach(name, model.get_submodule(path))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    step = bench_train(
-        model, optimizer, random_batch(batch_size, *crop), args.iters, args.warmup, precision, device, timer
-    )
-    train_memory = peak_memory_mb(device)
-    breakdown = {k: v / args.iters for k, v in timer.totals.items()}
-    whole = bench_inference(
-        model, random_batch(1, *crop)[0]["image"], args.iters, args.warmup, precision, device, "whole"
-    )
-    slide = bench_inference(
-        model, random_batch(1, *frame)[0]["image"], args.iters, args.warmup, precision, device, "slide"
-    )
+    clip = cfg.train.clip_grad.max_norm if cfg.train.clip_grad.enabled else None
+    whole_image, frame_image = random_batch(1, *crop)[0]["image"], random_batch(1, *frame)[0]["image"]
+    runs = {
+        v: {
+            "train step": training_step(model, optimizer, batch, VARIANTS[v], clip, cfg.train.get("seed", 0), device),
+            "inference whole": inference(model, whole_image, VARIANTS[v], device, "whole"),
+            "inference slide": inference(model, frame_image, VARIANTS[v], device, "slide"),
+        }
+        for v in names
+    }
+    first_step = runs[names[0]]["train step"]
+
+    def step_with_breakdown():
+        timer.enabled = True
+        try:
+            first_step()
+        finally:
+            timer.enabled = False
+
+    runs[names[0]]["train step"] = step_with_breakdown
+    print(f"timing {', '.join(names)} in alternation ({args.warmup} warm-up + {args.iters} repeats) ...", flush=True)
+    results = compare_variants(runs, args.iters, args.warmup, device)
+    breakdown = {k: v / (args.warmup + args.iters) for k, v in timer.totals.items()}
+    forward_parts = sum(v for k, v in breakdown.items() if k != "rein")  # Rein runs inside the backbone
+    breakdown["backward, optimizer step and the rest"] = max(results[names[0]]["train step"][0] - forward_parts, 0.0)
 
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
     peak = args.peak_tflops or next((v for k, v in KNOWN_PEAKS.items() if k in name), None)
-    train_flops = 3 * flops * batch_size  # forward + backward ~ 3x forward
+    base = names[0]
     result = {
         "config": args.config_file,
         "device": name,
-        "precision": str(precision or torch.float32),
         "crop": crop,
         "train_batch": batch_size,
         "frame": frame,
         "params_total": total,
         "params_trainable": trainable,
-        "forward_gflops_per_image": flops / 1e9,
-        "backbone_gflops_per_image": backbone_flops / 1e9,
-        "train_iter_per_s": 1 / step,
-        "train_images_per_s": batch_size / step,
-        "train_step_breakdown_s": breakdown,
-        "inference_whole_ms": 1000 * whole,
-        "inference_slide_ms": 1000 * slide,
-        "peak_memory_mb": peak_memory_mb(device),
-        "train_peak_memory_mb": train_memory,
+        "forward_gflops_train_batch": forward_flops / 1e9,
+        "forward_gflops_by_stage": {k: v / 1e9 for k, v in stage_flops.items()},
+        "train_step_gflops": step_flops / 1e9,
+        "inference_gflops_per_crop": window_flops / 1e9,
         "peak_tflops": peak,
-        "train_mfu": (train_flops / step / 1e12 / peak) if peak else None,
-        # backbone forward FLOPs over the backbone's forward time inside the training step
-        "backbone_forward_mfu_in_training": (backbone_flops * batch_size / breakdown["backbone"] / 1e12 / peak)
-        if peak and breakdown.get("backbone")
-        else None,
-        "inference_whole_mfu": (flops / whole / 1e12 / peak) if peak else None,
+        "variants": {
+            v: {
+                "train_step_s": {"median": r["train step"][0], "min": r["train step"][1]},
+                "train_images_per_s": batch_size / r["train step"][0],
+                "inference_whole_ms": {"median": 1000 * r["inference whole"][0], "min": 1000 * r["inference whole"][1]},
+                "inference_slide_ms": {"median": 1000 * r["inference slide"][0], "min": 1000 * r["inference slide"][1]},
+                "speedup_vs_" + base: {
+                    m: results[base][m][0] / r[m][0] for m in ("train step", "inference whole", "inference slide")
+                },
+                "train_utilisation": step_flops / r["train step"][0] / 1e12 / peak if peak else None,
+            }
+            for v, r in results.items()
+        },
+        f"step_time_by_stage_s ({names[0]}, mean)": breakdown,
+        "peak_memory_mb": peak_memory_mb(device),
         "data_loading_s_per_batch": None if args.skip_data else bench_data_loading(cfg, 3),
     }
-    rows = [[k, f"{v:.4g}" if isinstance(v, float) else v] for k, v in result.items() if k != "train_step_breakdown_s"]
-    rows += [[f"  time in {k} (s/iter)", f"{v:.4g}"] for k, v in breakdown.items()]
+    rows = [["parameters (total / trainable)", f"{total:,} / {trainable:,}"],
+            ["training step GFLOPs (forward + backward)", f"{step_flops / 1e9:.4g}"],
+            ["  forward GFLOPs by stage", ", ".join(f"{k} {v / 1e9:.3g}" for k, v in stage_flops.items())],
+            ["inference GFLOPs per crop", f"{window_flops / 1e9:.4g}"]]  # fmt: skip
+    for v, r in result["variants"].items():
+        rows.append(
+            [f"{v}: train step median / min (s)", f"{r['train_step_s']['median']:.4g} / {r['train_step_s']['min']:.4g}"]
+        )
+        rows.append([f"{v}: whole / slide inference median (ms)",
+                     f"{r['inference_whole_ms']['median']:.4g} / {r['inference_slide_ms']['median']:.4g}"])  # fmt: skip
+        rows.append([f"{v}: speed-up vs {base} (step, whole, slide)",
+                     ", ".join(f"{x:.2f}x" for x in r["speedup_vs_" + base].values())])  # fmt: skip
+    rows += [[f"  time in {k} (s/step)", f"{v:.4g}"] for k, v in breakdown.items()]
+    rows += [
+        ["peak memory (MB)", f"{result['peak_memory_mb']:.0f}"],
+        ["data loading (s/batch)", result["data_loading_s_per_batch"]],
+    ]
     print(tabulate(rows, headers=["metric", "value"], tablefmt="github"))
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(result, indent=2))
+        write_text_atomic(args.output, json.dumps(result, indent=2))
         print(f"wrote {args.output}")
     return result
 
