@@ -30,6 +30,7 @@ from ..data.mapper import inference_augmentations
 from ..evaluation import format_cross_domain_table, save_cross_domain, summarize_cross_domain
 from ..evaluation.prediction_writer import PredictionWriter
 from ..modeling import count_parameters
+from .compile import compile_heavy_parts
 from .ema import EMAHook, TrainableEMA
 from .preemption import PreemptionHook, RotatingCheckpointer
 from .train_step import MixedPrecisionTrainer, autocast, resolve_precision
@@ -131,6 +132,9 @@ class Trainer(DefaultTrainer):
         model = instantiate(cfg.model).to(resolve_device(cfg.train.device))
         total, trainable = count_parameters(model)
         logger.info(f"Model: {type(model).__name__}, {total:,} parameters, {trainable:,} trainable")
+        compile_cfg = cfg.train.get("compile", None) or {}
+        if compile_cfg.get("enabled", False):  # training, --eval-only, the demo and the predictor alike
+            compile_heavy_parts(model, compile_cfg.get("backend", "inductor"), compile_cfg.get("dynamic", False))
         return model
 
     @classmethod

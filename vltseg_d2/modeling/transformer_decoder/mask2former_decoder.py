@@ -153,7 +153,9 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         masks.append(mask)
         for i in range(self.num_layers):
             level = i % self.num_feature_levels
-            attn_mask[torch.where(attn_mask.sum(-1) == attn_mask.shape[-1])] = False  # fully masked -> attend all
+            # a query that masks every position attends everywhere (as the reference does, without its
+            # data-dependent indexing, so the decoder compiles as one graph)
+            attn_mask = attn_mask & ~attn_mask.all(-1, keepdim=True)
             output = self.transformer_cross_attention_layers[i](output, src[level], attn_mask, pos[level], query_embed)
             output = self.transformer_self_attention_layers[i](output, query_embed)
             output = self.transformer_ffn_layers[i](output)
