@@ -25,7 +25,6 @@ import platform
 import resource
 import time
 from collections import defaultdict
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -79,12 +78,6 @@ class StageTimer:
             return
         sync(self.device)
         self.totals[name] += time.perf_counter() - self._starts.pop(name)
-
-    @contextmanager
-    def stage(self, name):
-        self._start(name)
-        yield
-        self._stop(name)
 
 
 def random_batch(n, h, w, num_classes=19, seed=0):

@@ -24,8 +24,9 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from torch.nn.parallel import DistributedDataParallel
 
+from ..utils.atomic import remove_stale_temporaries, write_text_atomic
 from ..utils.safe_load import CheckpointError, load_array_pickle, load_tensor_checkpoint
-from .io import remove_stale_temporaries, save_atomic, write_text_atomic
+from .io import save_atomic
 
 logger = logging.getLogger(__name__)
 

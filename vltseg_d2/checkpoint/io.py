@@ -2,7 +2,7 @@ from pathlib import Path
 
 import torch
 
-from ..utils.atomic import atomic_path, remove_stale_temporaries, write_text_atomic  # noqa: F401
+from ..utils.atomic import atomic_path
 
 
 def save_atomic(obj, path) -> Path:

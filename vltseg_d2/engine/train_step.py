@@ -61,9 +61,7 @@ class MixedPrecisionTrainer(SimpleTrainer):
         data_time = time.perf_counter() - start
         if self.seed >= 0:  # the model's own randomness (point sampling) depends on the iteration only
             torch.manual_seed(self.seed + self.iter)
-        with torch.autocast(
-            self.device_type, dtype=self.precision or torch.float32, enabled=self.precision is not None
-        ):
+        with autocast(torch.device(self.device_type), self.precision):
             try:
                 loss_dict = self.model(data)
             except FloatingPointError as e:  # raised by the matcher on NaN predictions
@@ -72,7 +70,6 @@ class MixedPrecisionTrainer(SimpleTrainer):
                     "lower optimizer.lr or enable train.clip_grad and restart"
                 ) from None
             losses = sum(loss_dict.values())
-        self._check_finite(loss_dict, losses)
         self.optimizer.zero_grad(set_to_none=True)
         if self.grad_scaler is not None:
             self.grad_scaler.scale(losses).backward()
@@ -80,18 +77,12 @@ class MixedPrecisionTrainer(SimpleTrainer):
         else:
             losses.backward()
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-        norm = None
         if self.clip_grad_norm:
             norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
             get_event_storage().put_scalar("grad_norm", norm.item(), smoothing_hint=False)
-        if self.grad_scaler is None:  # fp16's scaler skips inf steps by itself; otherwise never step on inf/NaN
-            norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if norm is None else norm
-            if not torch.isfinite(norm).item():
-                raise FloatingPointError(
-                    f"non-finite gradients at iteration {self.iter} ({self._lr_text()}); "
-                    "the weights were not updated and the last checkpoint is intact: lower "
-                    "optimizer.lr or enable train.clip_grad, then --resume"
-                )
+        else:  # fp16's grad scaler skips inf/NaN steps by itself: only the loss is checked there
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if self.grad_scaler is None else None
+        self._check_finite(loss_dict, losses, norm if self.grad_scaler is None else None)
         self._write_metrics(loss_dict, data_time)
         # the window-smoothed total_loss of detectron2's writers cannot compare two runs iteration by iteration
         get_event_storage().put_scalar("total_loss_unsmoothed", losses.item(), smoothing_hint=False)
@@ -101,15 +92,23 @@ class MixedPrecisionTrainer(SimpleTrainer):
         else:
             self.optimizer.step()
 
-    def _check_finite(self, loss_dict, losses):
-        """Stop at the first non-finite loss, before the optimizer step spreads it into the weights
-        (and before anything is saved). One host sync per step, which the metrics writer does anyway."""
-        if torch.isfinite(losses).item():
+    def _check_finite(self, loss_dict, losses, grad_norm):
+        """Stop before the optimizer step spreads a non-finite loss or gradient into the weights
+        (so nothing broken is saved). One host sync per step, after the backward pass, where the
+        metrics writer reads the losses anyway."""
+        finite = torch.isfinite(losses) if grad_norm is None else torch.isfinite(losses) & torch.isfinite(grad_norm)
+        if finite.item():
             return
         bad = [k for k, v in loss_dict.items() if not torch.isfinite(v).all().item()]
+        if bad:
+            raise FloatingPointError(
+                f"non-finite loss at iteration {self.iter}: {', '.join(bad)} ({self._lr_text()}). The last "
+                "checkpoint is intact; lower optimizer.lr, enable train.clip_grad or use bf16 instead of fp16, "
+                "then --resume."
+            )
         raise FloatingPointError(
-            f"non-finite loss at iteration {self.iter}: {', '.join(bad)} ({self._lr_text()}). The last checkpoint "
-            "is intact; lower optimizer.lr, enable train.clip_grad or use bf16 instead of fp16, then --resume."
+            f"non-finite gradients at iteration {self.iter} ({self._lr_text()}); the weights were not updated "
+            "and the last checkpoint is intact: lower optimizer.lr or enable train.clip_grad, then --resume"
         )
 
     def _lr_text(self) -> str:

@@ -26,11 +26,12 @@ def atomic_path(path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException as e:
+    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError
         tmp.unlink(missing_ok=True)
-        if isinstance(e, (OSError, RuntimeError)) and not isinstance(e, NotImplementedError):
-            reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
-            raise OSError(getattr(e, "errno", None), f"could not write {path}: {reason}") from e
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        raise OSError(getattr(e, "errno", None), f"could not write {path}: {reason}") from e
+    except BaseException:  # Ctrl-C, SystemExit: leave nothing behind, change nothing
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -15,7 +15,6 @@ Both torch's zip format (``torch.save``) and plain pickles (detectron2's model-z
 are read.
 """
 
-import io
 import pickle
 import re
 import zipfile
@@ -154,18 +153,13 @@ def load_restricted(path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    data = path.read_bytes()
     try:
-        if zipfile.is_zipfile(io.BytesIO(data)):
-            return torch.load(
-                io.BytesIO(data), map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule
-            )
-        obj = _RestrictedPickleModule.load(io.BytesIO(data), encoding="latin1")
-        if isinstance(obj, int) and obj == torch.serialization.MAGIC_NUMBER:  # legacy torch.save
-            return torch.load(
-                io.BytesIO(data), map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule
-            )
-        return obj
+        if not zipfile.is_zipfile(path):  # a plain pickle, or the legacy torch.save format
+            with open(path, "rb") as f:
+                obj = _RestrictedPickleModule.load(f, encoding="latin1")
+            if not (isinstance(obj, int) and obj == torch.serialization.MAGIC_NUMBER):
+                return obj
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
     except Exception as e:  # truncated zip, not a pickle, corrupt stream ...
         raise CheckpointReadError(
             f"{path} is not a readable PyTorch checkpoint or pickle ({type(e).__name__}: {e}); is the file complete?"

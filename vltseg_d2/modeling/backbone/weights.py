@@ -82,8 +82,6 @@ def read_checkpoint(path) -> dict:
     try:
         path = resolve_source(str(path))
         state = timm_load_state_dict(path) if path.endswith(".safetensors") else load_tensor_checkpoint(path)
-    except FileNotFoundError:
-        raise
     except CheckpointError as e:
         raise WeightsMismatchError(str(e)) from None
     for key in _WRAPPERS:
