@@ -336,3 +336,18 @@ def test_dinov3_original_layout_loads_and_reproduces_timm(tmp_path):
     x = torch.randn(1, 3, 64, 96)
     expected = ref.forward_intermediates(x, indices=[3], intermediates_only=True)[0]
     torch.testing.assert_close(_last_block(bb, x), expected)
+
+
+@pytest.mark.parametrize("hw", [(64, 64), (96, 64)])
+def test_patch14_levels_are_the_resized_grid_cropped(hw):
+    """Each level equals resizing the whole patch grid by 14 / stride and cropping to
+    ceil(H / stride) x ceil(W / stride) (computed at the cropped size directly, channels-last)."""
+    bb = tiny_backbone(DINO, 14, rein=False)
+    x = torch.randn(2, 3, *hw)
+    raw = bb.vit.forward_intermediates(x, indices=[0, 1, 2, 3], intermediates_only=True)
+    out = bb(x)
+    for level, stride, grid in zip(("res2", "res3", "res4", "res5"), (4, 8, 16, 32), raw):
+        whole = F.interpolate(grid, scale_factor=14 / stride, mode="bilinear", align_corners=False)
+        expected = whole[..., : -(-hw[0] // stride), : -(-hw[1] // stride)]
+        torch.testing.assert_close(out[level], expected, rtol=1e-5, atol=1e-5)
+        assert out[level].is_contiguous(memory_format=torch.channels_last)

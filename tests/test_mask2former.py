@@ -216,3 +216,71 @@ def test_simple_feature_pyramid_neck_is_a_config_choice():
     assert sum(model(_frames(n=1, h=64, w=96)).values()).isfinite()
     model.eval()
     assert model(_frames(n=1, h=64, w=96))[0]["sem_seg"].shape == (19, 64, 96)
+
+
+def reference_costs(logits, pred_masks, labels, masks, coords, matcher):
+    """One image's cost matrix written out pair by pair (Mask2Former's formula): coords (P, 2)."""
+    grid = (2 * coords - 1)[None, None]
+    pred = torch.nn.functional.grid_sample(
+        pred_masks[:, None], grid.expand(len(pred_masks), -1, -1, -1), align_corners=False
+    )
+    tgt = torch.nn.functional.grid_sample(masks[:, None], grid.expand(len(masks), -1, -1, -1), align_corners=False)
+    pred, tgt = pred[:, 0, 0][:, None], tgt[:, 0, 0][None]  # (Q, 1, P), (1, M, P)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        pred.expand(-1, tgt.shape[1], -1), tgt.expand(pred.shape[0], -1, -1), reduction="none"
+    ).mean(-1)
+    prob = pred.sigmoid()
+    dice = 1 - (2 * (prob * tgt).sum(-1) + 1) / (prob.sum(-1) + tgt.sum(-1) + 1)
+    cls = -logits.softmax(-1)[:, labels]
+    return matcher.cost_mask * bce + matcher.cost_class * cls + matcher.cost_dice * dice
+
+
+def test_batched_matching_of_all_layers_equals_per_image_costs():
+    """All layers and images costed at once (images with 3, 0 and 5 targets) equal the pairwise
+    formula per image and layer, and the assignment is the optimum of each of those matrices."""
+    from scipy.optimize import linear_sum_assignment
+
+    torch.manual_seed(0)
+    matcher = HungarianMatcher(num_points=64)
+    counts, q, size = [3, 0, 5], 6, (12, 10)
+    targets = [{"labels": torch.randint(0, 19, (m,)), "masks": (torch.rand(m, *size) > 0.5).float()} for m in counts]
+    layers = [
+        {"pred_logits": torch.randn(len(counts), q, 20), "pred_masks": torch.randn(len(counts), q, *size) * 3}
+        for _ in range(2)
+    ]
+    coords = torch.rand(len(layers), len(counts), matcher.num_points, 2)
+    costs = matcher.costs(layers, targets, coords)
+    assert costs.shape == (2, 3, q, 5)
+    torch.manual_seed(1)
+    matched = matcher.match_layers(layers, targets)
+    torch.manual_seed(1)
+    drawn = torch.rand(len(layers), len(counts), matcher.num_points, 2)  # the points match_layers draws
+    for li, layer in enumerate(layers):
+        for b, (t, m) in enumerate(zip(targets, counts)):
+            expected = reference_costs(layer["pred_logits"][b], layer["pred_masks"][b], t["labels"], t["masks"],
+                                       coords[li, b], matcher)  # fmt: skip
+            torch.testing.assert_close(costs[li, b, :, :m], expected, rtol=1e-5, atol=1e-5)
+            drawn_cost = reference_costs(layer["pred_logits"][b], layer["pred_masks"][b], t["labels"], t["masks"],
+                                         drawn[li, b], matcher)  # fmt: skip
+            rows, cols = linear_sum_assignment(drawn_cost.numpy())
+            assert matched[li][b][0].tolist() == rows.tolist() and matched[li][b][1].tolist() == cols.tolist()
+
+
+def test_matcher_refuses_non_finite_predictions():
+    targets = [{"labels": torch.tensor([1]), "masks": torch.ones(1, 8, 8)}]
+    layer = {"pred_logits": torch.randn(1, 3, 20), "pred_masks": torch.full((1, 3, 8, 8), float("nan"))}
+    with pytest.raises(FloatingPointError, match="not finite"):
+        HungarianMatcher(num_points=16).match_layers([layer], targets)
+
+
+def test_matched_targets_are_sampled_bit_for_bit_like_gathered_masks():
+    from detectron2.projects.point_rend.point_features import point_sample
+
+    from vltseg_d2.modeling.criterion import sample_matched_targets
+
+    torch.manual_seed(0)
+    masks = (torch.rand(6, 1, 20, 24) > 0.5).float()
+    matched = torch.tensor([4, 0, 5, 2])  # one-to-one; targets 1 and 3 unmatched
+    coords = torch.rand(4, 50, 2)
+    expected = point_sample(masks[matched], coords, align_corners=False).squeeze(1)
+    assert torch.equal(sample_matched_targets(masks, matched, coords), expected)

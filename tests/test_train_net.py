@@ -108,7 +108,7 @@ def test_two_cpu_processes_train_and_evaluate(synthetic_root, tmp_path):
 
 def test_resume_after_sigkill_repeats_the_uninterrupted_run(synthetic_root, tmp_path):
     common = [
-        "train.max_iter=12",
+        "train.max_iter=24",  # margin: the kill must land before the run ends, also on a busy machine
         "train.checkpointer.period=3",
         "train.eval_period=0",
         "dataloader.test_datasets=[synthetic_source_val]",
@@ -125,13 +125,13 @@ def test_resume_after_sigkill_repeats_the_uninterrupted_run(synthetic_root, tmp_
     proc.wait()
     last = (out / "last_checkpoint").read_text()
     resumed_from = int(last.split("_")[1].split(".")[0]) + 1
-    assert 6 <= resumed_from < 12, last
+    assert 6 <= resumed_from < 24, last
     assert not list(out.glob("*.tmp"))  # no half-written checkpoint under a final name
 
     train_net(["--resume", f"train.output_dir={out}"] + common, synthetic_root)
     after = losses_by_iter(out)
-    assert max(after) == 11 and (out / "model_final.pth").exists()
-    for it in range(resumed_from, 12):
+    assert max(after) == 23 and (out / "model_final.pth").exists()
+    for it in range(resumed_from, 24):
         assert after[it] == pytest.approx(reference[it], rel=1e-5), (it, after[it], reference[it])
 
 

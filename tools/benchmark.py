@@ -35,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vltseg_d2.config import load_config_for_tool
 from vltseg_d2.engine import Trainer, resolve_device
-from vltseg_d2.engine.train_step import MixedPrecisionTrainer, autocast, resolve_precision
+from vltseg_d2.engine.train_step import MixedPrecisionTrainer, resolve_precision
 from vltseg_d2.modeling import count_parameters
 from vltseg_d2.utils.atomic import write_text_atomic
 
@@ -171,7 +171,11 @@ def inference(model, image, precision, device, mode):
 
     def run():
         model.eval()
-        with torch.no_grad(), autocast(device, precision):
+        # torch.autocast directly (not our helper): tools/compare_checkouts.py runs this file against older checkouts
+        with (
+            torch.no_grad(),
+            torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None),
+        ):
             model.inference([record], test_mode=mode)
 
     return run
@@ -207,6 +211,7 @@ def main(argv=None):
     parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for utilisation figures")
     parser.add_argument("--output", default=None, help="JSON file to write")
     parser.add_argument("--skip-data", action="store_true", help="do not time the config's data loader")
+    parser.add_argument("--skip-flops", action="store_true", help="do not count FLOPs (saves a step's time)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
     args = parser.parse_args(argv)
     cfg = load_config_for_tool(parser, args.config_file, args.opts)
@@ -223,8 +228,11 @@ def main(argv=None):
     optimizer = Trainer.build_optimizer(cfg, model)
     total, trainable = count_parameters(model)
     batch = random_batch(batch_size, *crop)
-    print("counting FLOPs ...", flush=True)
-    stage_flops, forward_flops, step_flops, window_flops = count_flops(model, batch, crop)
+    if args.skip_flops:
+        stage_flops, forward_flops, step_flops, window_flops = {k: float("nan") for k in STAGES}, *[float("nan")] * 3
+    else:
+        print("counting FLOPs ...", flush=True)
+        stage_flops, forward_flops, step_flops, window_flops = count_flops(model, batch, crop)
 
     timer = StageTimer(device)  # where the first variant's step goes
     for name, path in STAGES.items():

@@ -15,6 +15,16 @@ def _uncertainty(logits):
     return -logits.abs()
 
 
+def sample_matched_targets(masks: torch.Tensor, matched: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """``point_sample(masks[matched], coords)`` (K, P) without gathering the full-size masks of the
+    K pairs: matching is one-to-one, so each target mask is sampled at the points of its own pair
+    (unmatched targets at a dummy point) and the samples are reordered; bilinear sampling is per
+    output point, so the values are the same bits."""
+    grid = coords.new_zeros((masks.shape[0],) + tuple(coords.shape[1:]))
+    grid[matched] = coords
+    return point_sample(masks, grid, align_corners=False).squeeze(1)[matched]
+
+
 class SetCriterion(nn.Module):
     """Args:
     num_classes: K; "no object" is class K with weight ``eos_coef``.
@@ -54,13 +64,17 @@ class SetCriterion(nn.Module):
         if comm.get_world_size() > 1:
             torch.distributed.all_reduce(num_masks)
         num_masks = torch.clamp(num_masks / comm.get_world_size(), min=1).item()
-        losses = self._losses(outputs, targets, num_masks)
-        for i, aux in enumerate(outputs.get("aux_outputs", [])):
-            losses.update({f"{k}_{i}": v for k, v in self._losses(aux, targets, num_masks).items()})
+        aux = outputs.get("aux_outputs", [])
+        masks = torch.cat([t["masks"] for t in targets])[:, None].float()  # every target once, (T, 1, H, W)
+        matched = self.matcher.match_layers([outputs] + list(aux), targets, masks)  # one host transfer
+        first = torch.as_tensor([0] + [len(t["labels"]) for t in targets]).cumsum(0)
+        losses = self._losses(outputs, targets, num_masks, matched[0], masks, first)
+        for i, (layer, indices) in enumerate(zip(aux, matched[1:])):
+            layer_losses = self._losses(layer, targets, num_masks, indices, masks, first)
+            losses.update({f"{k}_{i}": v for k, v in layer_losses.items()})
         return losses
 
-    def _losses(self, outputs, targets, num_masks):
-        indices = self.matcher(outputs, targets)
+    def _losses(self, outputs, targets, num_masks, indices, masks, first):
         logits = outputs["pred_logits"].float()
         batch_idx = torch.cat([torch.full_like(src, i) for i, (src, _) in enumerate(indices)])
         src_idx = torch.cat([src for src, _ in indices])
@@ -72,12 +86,12 @@ class SetCriterion(nn.Module):
         if src_masks.shape[0] == 0:  # no labelled pixel in the batch: keep the graph, add nothing
             zero = outputs["pred_masks"].sum() * 0.0
             return {"loss_ce": loss_ce * self.weights["loss_ce"], "loss_mask": zero, "loss_dice": zero}
-        tgt_masks = torch.cat([t["masks"][j] for t, (_, j) in zip(targets, indices)])[:, None].to(src_masks)
+        matched_targets = torch.cat([first[b] + j for b, (_, j) in enumerate(indices)]).to(masks.device)
         with torch.no_grad():
             coords = get_uncertain_point_coords_with_randomness(
                 src_masks, _uncertainty, self.num_points, self.oversample_ratio, self.importance_sample_ratio
             )
-            labels = point_sample(tgt_masks, coords, align_corners=False).squeeze(1)
+            labels = sample_matched_targets(masks, matched_targets, coords)
         point_logits = point_sample(src_masks, coords, align_corners=False).squeeze(1)
         return {
             "loss_ce": loss_ce * self.weights["loss_ce"],

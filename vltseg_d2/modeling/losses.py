@@ -5,18 +5,18 @@ import torch.nn.functional as F
 
 
 def pairwise_dice(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """(N, P) logits x (M, P) binary targets -> (N, M) dice losses."""
+    """(..., N, P) logits x (..., M, P) binary targets -> (..., N, M) dice losses."""
     probs = logits.sigmoid()
-    numerator = 2 * probs @ targets.T
-    denominator = probs.sum(-1)[:, None] + targets.sum(-1)[None, :]
+    numerator = 2 * probs @ targets.mT
+    denominator = probs.sum(-1)[..., :, None] + targets.sum(-1)[..., None, :]
     return 1 - (numerator + 1) / (denominator + 1)
 
 
 def pairwise_sigmoid_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """(N, P) x (M, P) -> (N, M) mean binary cross-entropy over the points."""
+    """(..., N, P) x (..., M, P) -> (..., N, M) mean binary cross-entropy over the points."""
     pos = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits), reduction="none")
     neg = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")
-    return (pos @ targets.T + neg @ (1 - targets).T) / logits.shape[1]
+    return (pos @ targets.mT + neg @ (1 - targets).mT) / logits.shape[-1]
 
 
 def dice_loss(logits: torch.Tensor, targets: torch.Tensor, num_masks: float) -> torch.Tensor:

@@ -96,10 +96,12 @@ class MaskFormer(nn.Module):
             return self.criterion(outputs, targets)
 
     def _targets(self, instances, padded_size):
+        """Masks padded to the batch and converted to float32 once here (the matcher and the
+        criterion of every layer read them as float)."""
         targets = []
         for inst in instances:
             masks = inst.gt_masks.to(self.device)
-            padded = masks.new_zeros((masks.shape[0], *padded_size))
+            padded = masks.new_zeros((masks.shape[0], *padded_size), dtype=torch.float32)
             padded[:, : masks.shape[1], : masks.shape[2]] = masks
             targets.append({"labels": inst.gt_classes.to(self.device), "masks": padded})
         return targets

@@ -55,16 +55,19 @@ def ms_deform_attn(
     _, lq, _, num_levels, p, _ = sampling_locations.shape
     values = value.split([h * w for h, w in spatial_shapes], dim=1)
     grids = 2 * sampling_locations - 1
-    sampled = []
+    weights = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, num_levels, p).to(value.dtype)
+    out = None
+    # the weighted sum is accumulated level by level: stacking the levels' samples first (as the
+    # reference does) copies every sample once more and is ~1.35x slower forward and backward
     for lvl, (h, w) in enumerate(spatial_shapes):
         v = values[lvl].flatten(2).transpose(1, 2).reshape(n * m, d, h, w)
-        g = grids[:, :, :, lvl].transpose(1, 2).flatten(0, 1)  # N*M, Lq, P, 2
+        g = grids[:, :, :, lvl].transpose(1, 2).flatten(0, 1).to(v.dtype)  # N*M, Lq, P, 2
         if sampling == "gather":
-            sampled.append(bilinear_sample_gather(v, g.to(v.dtype)))
+            sampled = bilinear_sample_gather(v, g)
         else:
-            sampled.append(F.grid_sample(v, g.to(v.dtype), mode="bilinear", padding_mode="zeros", align_corners=False))
-    weights = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, num_levels * p)
-    out = (torch.stack(sampled, dim=-2).flatten(-2) * weights.to(value.dtype)).sum(-1)
+            sampled = F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+        level = (sampled * weights[..., lvl, :]).sum(-1)  # N*M, D, Lq
+        out = level if out is None else out + level
     return out.view(n, m * d, lq).transpose(1, 2).contiguous()
 
 

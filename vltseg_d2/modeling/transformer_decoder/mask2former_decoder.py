@@ -174,5 +174,5 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         outputs_mask = torch.einsum("bqc,bchw->bqhw", self.mask_embed(decoded), mask_features)
         attn_mask = F.interpolate(outputs_mask, size=attn_size, mode="bilinear", align_corners=False)
         # True = not allowed to attend (masked attention keeps the predicted foreground)
-        attn_mask = attn_mask.sigmoid().flatten(2).unsqueeze(1).repeat(1, self.num_heads, 1, 1).flatten(0, 1) < 0.5
+        attn_mask = (attn_mask.sigmoid().flatten(2) < 0.5).unsqueeze(1).repeat(1, self.num_heads, 1, 1).flatten(0, 1)
         return outputs_class, outputs_mask, attn_mask.detach()
