@@ -24,6 +24,19 @@ def test_gather_sampling_equals_grid_sample_inside_and_outside_the_image():
     torch.testing.assert_close(bilinear_sample_gather(image, grid), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_gather_sampling_in_bf16_indexes_in_float32():
+    """A bf16 grid on a 64 x 64 map: pixel indices up to 4095 are computed in float32 (in bf16
+    they round to 4096 and index out of bounds); the result is grid_sample's on the same inputs."""
+    torch.manual_seed(0)
+    image = torch.randn(2, 3, 64, 64).bfloat16()
+    grid = (torch.rand(2, 40, 40, 2) * 2 - 1).bfloat16()
+    grid[0, 0, 0] = torch.tensor([0.99, 0.99])  # the last pixel's neighbourhood
+    expected = F.grid_sample(image.float(), grid.float(), mode="bilinear", align_corners=False)
+    got = bilinear_sample_gather(image, grid)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), expected, rtol=2e-2, atol=2e-2)
+
+
 def _export(tmp_path, height, width, *options):
     """tools/export_onnx.py on the tiny Rein model saved at tmp_path/model.pth."""
     spec = importlib.util.spec_from_file_location("export_onnx_tool", "tools/export_onnx.py")

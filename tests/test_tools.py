@@ -1,5 +1,6 @@
 """tools/demo.py, tools/benchmark.py and tools/convert_pretrained.py on tiny inputs."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -93,12 +94,16 @@ def test_demo_writes_overlays_that_differ_from_the_input_where_classes_are_predi
 def test_benchmark_compares_variants_in_one_run_with_true_flops(tmp_path):
     result = run(
         ["tools/benchmark.py", "--config-file", DEMO_CFG, "--iters", "2", "--warmup", "1", "--train-batch", "1",
-         "--variants", "fp32,bf16", "--skip-data", "--peak-tflops", "1.0", "--output", str(tmp_path / "bench.json"),
+         "--variants", "fp32,bf16+ckpt", "--skip-data", "--peak-tflops", "1.0",
+         "--output", str(tmp_path / "bench.json"),
          "dataloader.train.mapper.augmentations.crop_size=[64,64]", "model.criterion.num_points=256"]
     )  # fmt: skip
-    assert "repeat 1/2: fp32: step" in result.stdout and "repeat 2/2" in result.stdout  # progress while it runs
+    assert "repeat 1/2: fp32: train step" in result.stdout and "repeat 2/2" in result.stdout  # progress while it runs
     bench = json.loads((tmp_path / "bench.json").read_text())
-    assert set(bench["variants"]) == {"fp32", "bf16"}
+    assert set(bench["variants"]) == {"fp32", "bf16+ckpt"}
+    activations = bench["activations_saved_for_backward_gib"]
+    assert set(activations) == {"fp32", "fp32+ckpt", "bf16", "bf16+ckpt"}
+    assert activations["fp32+ckpt"] < activations["fp32"] and activations["bf16+ckpt"] < activations["bf16"]
     for variant in bench["variants"].values():
         assert variant["train_step_s"]["min"] <= variant["train_step_s"]["median"]
         assert variant["inference_whole_ms"]["median"] > 0 and variant["train_utilisation"] > 0
@@ -115,6 +120,37 @@ def test_benchmark_compares_variants_in_one_run_with_true_flops(tmp_path):
         "criterion",
         "backward, optimizer step and the rest",
     } <= set(bench["step_time_by_stage_s (fp32, mean)"])
+
+
+def test_saved_activation_bytes_of_a_two_layer_mlp_by_hand():
+    """Linear(4, 8) saves its input (3 x 4 floats), ReLU its output (3 x 8), which the second
+    Linear saves again (the same storage, counted once); weights are parameters: 48 + 96 bytes."""
+    spec = importlib.util.spec_from_file_location("benchmark_tool", "tools/benchmark.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    saved_activation_bytes = benchmark.saved_activation_bytes
+    mlp = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    x = torch.randn(3, 4)
+    assert saved_activation_bytes(mlp, lambda: mlp(x)) == 3 * 4 * 4 + 3 * 8 * 4
+    with torch.no_grad():
+        assert saved_activation_bytes(mlp, lambda: mlp(x)) == 0
+
+
+def test_compare_checkouts_alternates_the_two_checkouts(tmp_path):
+    """Against itself as the baseline: two benchmark runs per round in alternation, one table."""
+    result = run(
+        ["tools/compare_checkouts.py", "--baseline", ".", "--rounds", "1", "--iters", "1", "--warmup", "0",
+         "--config-file", DEMO_CFG, "--output", str(tmp_path / "cmp.json"), "--", "--train-batch", "1",
+         "dataloader.train.mapper.augmentations.crop_size=[64,64]", "model.criterion.num_points=256"]
+    )  # fmt: skip
+    rounds = [line.split(":")[1].split()[0] for line in result.stdout.splitlines() if line.startswith("round")]
+    assert rounds == ["baseline", "this"]
+    cmp = json.loads((tmp_path / "cmp.json").read_text())
+    assert set(cmp["speedup"]) == {"train step", "inference whole", "inference slide"}
+    assert all(v > 0 for v in cmp["speedup"].values())
+    bad = subprocess.run([sys.executable, "tools/compare_checkouts.py", "--baseline", str(tmp_path),
+                          "--config-file", DEMO_CFG], capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "is not a vltseg_d2 checkout" in bad.stderr
 
 
 def test_convert_pretrained_writes_a_detectron2_ready_backbone(tmp_path):

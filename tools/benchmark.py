@@ -5,7 +5,9 @@
     python tools/benchmark.py --config-file configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py \\
         --train-batch 4 --frame 512 1024
 
-Reports, for each --variants entry (fp32, bf16: the autocast precision), the training step the
+Reports, for each --variants entry (fp32, bf16: the autocast precision; "+ckpt" adds activation
+checkpointing of the backbone blocks, "+compile" train.compile's torch.compile on a copy of the
+model, e.g. bf16+ckpt or fp32+compile), the training step the
 trainer runs (its precision, clipping and seeding: MixedPrecisionTrainer.run_step) and the
 inference latency (whole image at the crop size, sliding window over --frame); the variants are
 timed in alternation, repeat after repeat, and reported as median and min, so their ratios hold
@@ -14,13 +16,15 @@ multiply-add, attention included): forward per stage (backbone, Rein, pixel deco
 decoder, criterion) and the whole training step (forward + backward, no weight gradients for
 frozen weights), utilisation against --peak-tflops (dense bf16 peaks: H100 SXM ~989, H200 ~989,
 A100 312 TFLOP/s; give the figure of your part), where the time of the first variant's step
-goes, peak memory, and data loading. Inputs are random tensors of the config's crop size, so no
+goes, the activation memory the step keeps for its backward pass (with and without
+checkpointing, counted from the tensors autograd saves, so it holds for any device), peak
+memory, and data loading. Inputs are random tensors of the config's crop size, so no
 dataset is needed. Prints progress and a table, and writes JSON.
 """
 
 import argparse
+import copy
 import itertools
-import json
 import platform
 import resource
 import time
@@ -30,18 +34,19 @@ import numpy as np
 import torch
 from detectron2.config import instantiate
 from detectron2.utils.events import EventStorage
-from tabulate import tabulate
 from torch.utils.flop_counter import FlopCounterMode
 
 from vltseg_d2.config import load_config_for_tool
 from vltseg_d2.engine import Trainer, resolve_device
+from vltseg_d2.engine.compile import compile_heavy_parts
 from vltseg_d2.engine.train_step import MixedPrecisionTrainer, resolve_precision
 from vltseg_d2.modeling import count_parameters
-from vltseg_d2.utils.atomic import write_text_atomic
+from vltseg_d2.utils.report import report
 
 # Dense bf16 tensor-core peaks (TFLOP/s, SXM parts) used when --peak-tflops is not given.
 KNOWN_PEAKS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
-VARIANTS = {"fp32": None, "bf16": torch.bfloat16}
+VARIANTS = {"fp32": None, "bf16": torch.bfloat16}  # a variant may add "+ckpt": backbone activation checkpointing
+MEASURES = {"train": "train step", "whole": "inference whole", "slide": "inference slide"}
 STAGES = {
     "backbone": "backbone",
     "rein": "backbone.rein",
@@ -126,18 +131,57 @@ def count_flops(model, batch, crop):
     return per_stage, forward.get_total_flops(), step.get_total_flops(), inference.get_total_flops()
 
 
-def training_step(model, optimizer, batch, precision, clip, seed, device):
+def parse_variant(name):
+    """ "bf16+ckpt" -> (torch.bfloat16, {"ckpt"}): the precision and the flags, "ckpt" (activation
+    checkpointing of the backbone blocks) and "compile" (train.compile's torch.compile of the heavy
+    parts, on a copy of the model)."""
+    precision, *flags = name.split("+")
+    if precision not in VARIANTS or set(flags) - {"ckpt", "compile"}:
+        raise ValueError(f"unknown variant {name!r}: one of {', '.join(VARIANTS)}, optionally with +ckpt, +compile")
+    return VARIANTS[precision], set(flags)
+
+
+def training_step(model, optimizer, batch, variant, clip, seed, device):
     """The trainer's own step (MixedPrecisionTrainer.run_step) on a fixed batch."""
+    precision, flags = parse_variant(variant)
+    checkpointing = "ckpt" in flags
     step = MixedPrecisionTrainer(model, itertools.repeat(batch), optimizer, precision=precision,
                                  clip_grad_norm=clip, device_type=device.type, seed=seed)  # fmt: skip
 
     def run(iteration=0):
         model.train()
+        model.backbone.grad_checkpointing = checkpointing
         step.iter = iteration
         with EventStorage(iteration):
             step.run_step()
 
     return run
+
+
+def saved_activation_bytes(module, forward) -> int:
+    """Bytes a training forward (``forward()``) keeps for the backward pass: every tensor autograd
+    saves, each storage once, ``module``'s parameters left out. This is the step's activation
+    memory on any device (a CPU process's RSS cannot separate it from the allocator's cache)."""
+    params = {p.untyped_storage().data_ptr() for p in module.parameters()}
+    saved = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = forward()
+    del out
+    return sum(saved.values())
+
+
+def activation_memory(model, batch, precision, checkpointing, device):
+    model.train()
+    model.backbone.grad_checkpointing = checkpointing
+    with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
+        return saved_activation_bytes(model, lambda: model(batch))
 
 
 def timed(fn, device):
@@ -159,7 +203,7 @@ def compare_variants(runs, repeats, warmup, device):
                 if r >= warmup:
                     times[v][measure].append(elapsed)
         if r >= warmup:
-            latest = ", ".join(f"{v}: step {t['train step'][-1]:.3f}s" for v, t in times.items())
+            latest = ", ".join(f"{v}: {next(iter(t))} {t[next(iter(t))][-1]:.3f}s" for v, t in times.items())
             print(f"  repeat {r - warmup + 1}/{repeats}: {latest}", flush=True)
         else:
             print(f"  warm-up {r + 1}/{warmup}", flush=True)
@@ -212,15 +256,20 @@ def main(argv=None):
     parser.add_argument("--output", default=None, help="JSON file to write")
     parser.add_argument("--skip-data", action="store_true", help="do not time the config's data loader")
     parser.add_argument("--skip-flops", action="store_true", help="do not count FLOPs (saves a step's time)")
+    parser.add_argument("--measures", default="train,whole,slide", help="what to time: train, whole, slide")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
     args = parser.parse_args(argv)
     cfg = load_config_for_tool(parser, args.config_file, args.opts)
     device = resolve_device(cfg.train.device)
     configured = resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, device)
     names = args.variants.split(",") if args.variants else [next(k for k, v in VARIANTS.items() if v == configured)]
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    try:
+        parsed = {n: parse_variant(n) for n in names}
+    except ValueError as e:
+        parser.error(str(e))
+    measures = args.measures.split(",")
+    if set(measures) - set(MEASURES) or not measures:
+        parser.error(f"--measures: choose from {', '.join(MEASURES)}")
     crop = tuple(cfg.dataloader.train.mapper.augmentations.crop_size)
     batch_size = args.train_batch or cfg.dataloader.train.total_batch_size
     frame = tuple(args.frame) if args.frame else (crop[0], 2 * crop[1])
@@ -234,6 +283,16 @@ def main(argv=None):
         print("counting FLOPs ...", flush=True)
         stage_flops, forward_flops, step_flops, window_flops = count_flops(model, batch, crop)
 
+    print("measuring activation memory ...", flush=True)
+    configured_checkpointing, activations = model.backbone.grad_checkpointing, {}
+    for v in names:
+        precision = parsed[v][0]
+        for checkpointing in (False, True):  # both, whatever the variants ask for
+            key = v.split("+")[0] + ("+ckpt" if checkpointing else "")
+            if key not in activations:
+                activations[key] = activation_memory(model, batch, precision, checkpointing, device) / 2**30
+    model.backbone.grad_checkpointing = configured_checkpointing
+
     timer = StageTimer(device)  # where the first variant's step goes
     for name, path in STAGES.items():
         if name != "rein" or getattr(model.backbone, "rein", None) is not None:
@@ -242,33 +301,48 @@ def main(argv=None):
         torch.cuda.reset_peak_memory_stats()
     clip = cfg.train.clip_grad.max_norm if cfg.train.clip_grad.enabled else None
     whole_image, frame_image = random_batch(1, *crop)[0]["image"], random_batch(1, *frame)[0]["image"]
-    runs = {
-        v: {
-            "train step": training_step(model, optimizer, batch, VARIANTS[v], clip, cfg.train.get("seed", 0), device),
-            "inference whole": inference(model, whole_image, VARIANTS[v], device, "whole"),
-            "inference slide": inference(model, frame_image, VARIANTS[v], device, "slide"),
+    models = {False: (model, optimizer)}
+    if any("compile" in flags for _, flags in parsed.values()):  # a compiled copy beside the eager model
+        compiled = copy.deepcopy(model)
+        compile_heavy_parts(compiled, cfg.train.compile.backend, cfg.train.compile.dynamic)
+        models[True] = (compiled, Trainer.build_optimizer(cfg, compiled))
+    runs = {}
+    for v in names:
+        precision, flags = parsed[v]
+        m, opt = models["compile" in flags]
+        fns = {
+            "train step": training_step(m, opt, batch, v, clip, cfg.train.get("seed", 0), device),
+            "inference whole": inference(m, whole_image, precision, device, "whole"),
+            "inference slide": inference(m, frame_image, precision, device, "slide"),
         }
-        for v in names
-    }
-    first_step = runs[names[0]]["train step"]
+        runs[v] = {MEASURES[k]: fns[MEASURES[k]] for k in measures}
+    with_breakdown = "train" in measures and "compile" not in parsed[names[0]][1]  # hooks time eager modules
+    if with_breakdown:
+        first_step = runs[names[0]]["train step"]
 
-    def step_with_breakdown():
-        timer.enabled = True
-        try:
-            first_step()
-        finally:
-            timer.enabled = False
+        def step_with_breakdown():
+            timer.enabled = True
+            try:
+                first_step()
+            finally:
+                timer.enabled = False
 
-    runs[names[0]]["train step"] = step_with_breakdown
+        runs[names[0]]["train step"] = step_with_breakdown
     print(f"timing {', '.join(names)} in alternation ({args.warmup} warm-up + {args.iters} repeats) ...", flush=True)
     results = compare_variants(runs, args.iters, args.warmup, device)
     breakdown = {k: v / (args.warmup + args.iters) for k, v in timer.totals.items()}
-    forward_parts = sum(v for k, v in breakdown.items() if k != "rein")  # Rein runs inside the backbone
-    breakdown["backward, optimizer step and the rest"] = max(results[names[0]]["train step"][0] - forward_parts, 0.0)
+    if with_breakdown:
+        forward_parts = sum(v for k, v in breakdown.items() if k != "rein")  # Rein runs inside the backbone
+        rest = max(results[names[0]]["train step"][0] - forward_parts, 0.0)
+        breakdown["backward, optimizer step and the rest"] = rest
 
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu"
     peak = args.peak_tflops or next((v for k, v in KNOWN_PEAKS.items() if k in name), None)
     base = names[0]
+
+    def stat(r, measure, scale=1.0):
+        return {"median": scale * r[measure][0], "min": scale * r[measure][1]} if measure in r else None
+
     result = {
         "config": args.config_file,
         "device": name,
@@ -284,18 +358,19 @@ def main(argv=None):
         "peak_tflops": peak,
         "variants": {
             v: {
-                "train_step_s": {"median": r["train step"][0], "min": r["train step"][1]},
-                "train_images_per_s": batch_size / r["train step"][0],
-                "inference_whole_ms": {"median": 1000 * r["inference whole"][0], "min": 1000 * r["inference whole"][1]},
-                "inference_slide_ms": {"median": 1000 * r["inference slide"][0], "min": 1000 * r["inference slide"][1]},
-                "speedup_vs_" + base: {
-                    m: results[base][m][0] / r[m][0] for m in ("train step", "inference whole", "inference slide")
-                },
-                "train_utilisation": step_flops / r["train step"][0] / 1e12 / peak if peak else None,
+                "train_step_s": stat(r, "train step"),
+                "train_images_per_s": batch_size / r["train step"][0] if "train step" in r else None,
+                "inference_whole_ms": stat(r, "inference whole", 1000),
+                "inference_slide_ms": stat(r, "inference slide", 1000),
+                "speedup_vs_" + base: {m: results[base][m][0] / r[m][0] for m in r},
+                "train_utilisation": (
+                    step_flops / r["train step"][0] / 1e12 / peak if peak and "train step" in r else None
+                ),
             }
             for v, r in results.items()
         },
         f"step_time_by_stage_s ({names[0]}, mean)": breakdown,
+        "activations_saved_for_backward_gib": activations,
         "peak_memory_mb": peak_memory_mb(device),
         "data_loading_s_per_batch": None if args.skip_data else bench_data_loading(cfg, 3),
     }
@@ -303,24 +378,19 @@ def main(argv=None):
             ["training step GFLOPs (forward + backward)", f"{step_flops / 1e9:.4g}"],
             ["  forward GFLOPs by stage", ", ".join(f"{k} {v / 1e9:.3g}" for k, v in stage_flops.items())],
             ["inference GFLOPs per crop", f"{window_flops / 1e9:.4g}"]]  # fmt: skip
-    for v, r in result["variants"].items():
-        rows.append(
-            [f"{v}: train step median / min (s)", f"{r['train_step_s']['median']:.4g} / {r['train_step_s']['min']:.4g}"]
-        )
-        rows.append([f"{v}: whole / slide inference median (ms)",
-                     f"{r['inference_whole_ms']['median']:.4g} / {r['inference_slide_ms']['median']:.4g}"])  # fmt: skip
-        rows.append([f"{v}: speed-up vs {base} (step, whole, slide)",
-                     ", ".join(f"{x:.2f}x" for x in r["speedup_vs_" + base].values())])  # fmt: skip
+    for v, r in results.items():
+        for measure, (median, low) in r.items():
+            scale, unit = (1, "s") if measure == "train step" else (1000, "ms")
+            rows.append([f"{v}: {measure} median / min ({unit})", f"{scale * median:.4g} / {scale * low:.4g}"])
+        rows.append([f"{v}: speed-up vs {base} ({', '.join(r)})",
+                     ", ".join(f"{x:.2f}x" for x in result["variants"][v]["speedup_vs_" + base].values())])  # fmt: skip
     rows += [[f"  time in {k} (s/step)", f"{v:.4g}"] for k, v in breakdown.items()]
     rows += [
+        ["activations saved for backward (GiB)", ", ".join(f"{k} {v:.3g}" for k, v in activations.items())],
         ["peak memory (MB)", f"{result['peak_memory_mb']:.0f}"],
         ["data loading (s/batch)", result["data_loading_s_per_batch"]],
     ]
-    print(tabulate(rows, headers=["metric", "value"], tablefmt="github"))
-    if args.output:
-        write_text_atomic(args.output, json.dumps(result, indent=2))
-        print(f"wrote {args.output}")
-    return result
+    return report(rows, ["metric", "value"], result, args.output)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 
     git worktree add /tmp/baseline <commit>
     python tools/compare_checkouts.py --baseline /tmp/baseline --rounds 3 --variant bf16 \\
-        --config-file configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py --train-batch 1 --frame 512 512
+        --config-file configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py -- --train-batch 1 --frame 512 1024
     python tools/compare_checkouts.py --baseline /tmp/baseline --rounds 2 --command tools/run_demo.py
 
 Benchmark mode (default) runs this checkout's tools/benchmark.py once per checkout and round,
@@ -12,7 +12,7 @@ checkout (PYTHONPATH) and reading the config of its checkout; the same harness t
 reports, per measure (training step, whole-image and sliding-window inference), the median over
 the rounds of each run's median and the baseline / this ratio, so slow drift of a shared machine
 cancels out. ``--command`` mode times a whole script (e.g. the demo, end to end) the same way.
-Arguments after the known ones go to benchmark.py (``--train-batch``, ``--frame``, overrides).
+Arguments after ``--`` go to benchmark.py (``--train-batch``, ``--frame``, config overrides).
 """
 
 import argparse
@@ -25,9 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tabulate import tabulate
-
-from vltseg_d2.utils.atomic import write_text_atomic
+from vltseg_d2.utils.report import report
 
 HERE = Path(__file__).resolve().parents[1]
 MEASURES = {
@@ -59,7 +57,9 @@ def main(argv=None):
     parser.add_argument("--iters", type=int, default=3, help="benchmark repeats per run")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--output", default=None, help="JSON file to write")
-    args, extra = parser.parse_known_args(argv)
+    parser.add_argument("benchmark_args", nargs=argparse.REMAINDER, help="after --: passed to benchmark.py")
+    args = parser.parse_args(argv)
+    extra = [a for a in args.benchmark_args if a != "--"]
     baseline = args.baseline.resolve()
     if not (baseline / "vltseg_d2").is_dir():
         parser.error(f"--baseline {baseline} is not a vltseg_d2 checkout (no vltseg_d2/ in it)")
@@ -79,7 +79,7 @@ def main(argv=None):
                 bench += ["--iters", str(args.iters), "--warmup", str(args.warmup), "--skip-data", "--skip-flops"]
                 run_in(checkout, bench + ["--output", out] + extra, log)
                 v = json.loads(out.read_text())["variants"][variant]
-                runs[side].append({m: v[key]["median"] for m, key in MEASURES.items()})
+                runs[side].append({m: v[key]["median"] for m, key in MEASURES.items() if v[key] is not None})
             print(f"round {r + 1}/{args.rounds}: {side} ({variant}) {runs[side][-1]}", flush=True)
     measures = list(runs["this"][0])
     medians = {side: {m: statistics.median(x[m] for x in rs) for m in measures} for side, rs in runs.items()}
@@ -95,11 +95,7 @@ def main(argv=None):
     }
     rows = [[m, f"{medians['baseline'][m]:.4g}", f"{medians['this'][m]:.4g}", f"{result['speedup'][m]:.2f}x"]
             for m in measures]  # fmt: skip
-    print(tabulate(rows, headers=["measure (s; ms for inference)", "baseline", "this", "speed-up"], tablefmt="github"))
-    if args.output:
-        write_text_atomic(args.output, json.dumps(result, indent=2))
-        print(f"wrote {args.output}")
-    return result
+    return report(rows, ["measure (s; ms for inference)", "baseline", "this", "speed-up"], result, args.output)
 
 
 if __name__ == "__main__":

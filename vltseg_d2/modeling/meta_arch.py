@@ -111,7 +111,8 @@ class MaskFormer(nn.Module):
         h, w = images.shape[-2:]
         padded = self._pad(list(images)).tensor
         out = self._head_outputs(padded)
-        masks = F.interpolate(out["pred_masks"], size=padded.shape[-2:], mode="bilinear", align_corners=False)
+        # upsampled in float32: under bf16 autocast this is also faster than upsampling in bf16 and casting after
+        masks = F.interpolate(out["pred_masks"].float(), size=padded.shape[-2:], mode="bilinear", align_corners=False)
         return semantic_scores(out["pred_logits"], masks[..., :h, :w])
 
     def image_scores(self, image: torch.Tensor, test_mode: str) -> torch.Tensor:

@@ -21,6 +21,7 @@ def bilinear_sample_gather(image: torch.Tensor, grid: torch.Tensor) -> torch.Ten
     (B, C, Hg, Wg). Pixel (i, j) is centred at ((2j + 1) / W - 1, (2i + 1) / H - 1); each of the four
     neighbours outside the image contributes zero."""
     b, c, h, w = image.shape
+    grid = grid.float()  # pixel indices in bf16 would round (63 * 64 + 63 -> 4096) and index out of bounds
     x = ((grid[..., 0] + 1) * w - 1) / 2
     y = ((grid[..., 1] + 1) * h - 1) / 2
     x0, y0 = x.floor(), y.floor()
