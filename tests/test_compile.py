@@ -44,3 +44,25 @@ def test_compiled_model_equals_eager_and_new_sizes_do_not_recompile():
         frames[size] = dynamo.utils.counters["stats"]["unique_graphs"]
     sizes = list(frames)
     assert frames[sizes[2]] == frames[sizes[1]], frames  # the third size compiled nothing new
+
+
+def test_static_compile_with_size_buckets_compiles_once_for_frames_of_one_bucket():
+    """dynamic=False (inductor's dynamic shapes fail on this model): frames of three sizes pad to one
+    128 x 128 bucket, so the compiled model runs all of them from its first compile, and equals the
+    eager model padded the same way."""
+    torch.manual_seed(0)
+    eager = tiny_model().eval()
+    compiled = tiny_model().eval()
+    compiled.load_state_dict(eager.state_dict())
+    eager.size_bucket = compiled.size_bucket = 128
+    dynamo.reset()
+    compile_heavy_parts(compiled, backend="aot_eager", dynamic=False)
+    for i, size in enumerate(((64, 96), (96, 128), (128, 64))):
+        image = torch.randint(0, 256, (3, *size), dtype=torch.uint8, generator=torch.Generator().manual_seed(i))
+        with torch.no_grad(), dynamo.config.patch(error_on_recompile=i > 0):
+            got = compiled.inference([{"image": image}], test_mode="whole")[0]["sem_seg"]
+            expected = eager.inference([{"image": image}], test_mode="whole")[0]["sem_seg"]
+        assert got.shape[-2:] == size
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    eager.train()
+    assert eager._pad([torch.zeros(3, 64, 96)]).tensor.shape[-2:] == (64, 96)  # training pads to 32 only

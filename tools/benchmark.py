@@ -25,6 +25,7 @@ dataset is needed. Prints progress and a table, and writes JSON.
 import argparse
 import copy
 import itertools
+import json
 import platform
 import resource
 import time
@@ -34,14 +35,14 @@ import numpy as np
 import torch
 from detectron2.config import instantiate
 from detectron2.utils.events import EventStorage
+from tabulate import tabulate
 from torch.utils.flop_counter import FlopCounterMode
 
 from vltseg_d2.config import load_config_for_tool
 from vltseg_d2.engine import Trainer, resolve_device
-from vltseg_d2.engine.compile import compile_heavy_parts
 from vltseg_d2.engine.train_step import MixedPrecisionTrainer, resolve_precision
 from vltseg_d2.modeling import count_parameters
-from vltseg_d2.utils.report import report
+from vltseg_d2.utils.atomic import write_text_atomic
 
 # Dense bf16 tensor-core peaks (TFLOP/s, SXM parts) used when --peak-tflops is not given.
 KNOWN_PEAKS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
@@ -303,8 +304,12 @@ def main(argv=None):
     whole_image, frame_image = random_batch(1, *crop)[0]["image"], random_batch(1, *frame)[0]["image"]
     models = {False: (model, optimizer)}
     if any("compile" in flags for _, flags in parsed.values()):  # a compiled copy beside the eager model
+        from vltseg_d2.engine.compile import compile_heavy_parts  # here: older checkouts lack it (compare_checkouts)
+
         compiled = copy.deepcopy(model)
         compile_heavy_parts(compiled, cfg.train.compile.backend, cfg.train.compile.dynamic)
+        if not cfg.train.compile.dynamic:  # as Trainer.build_model: inference pads to size buckets
+            compiled.size_bucket = cfg.train.compile.get("size_bucket", None)
         models[True] = (compiled, Trainer.build_optimizer(cfg, compiled))
     runs = {}
     for v in names:
@@ -390,7 +395,13 @@ def main(argv=None):
         ["peak memory (MB)", f"{result['peak_memory_mb']:.0f}"],
         ["data loading (s/batch)", result["data_loading_s_per_batch"]],
     ]
-    return report(rows, ["metric", "value"], result, args.output)
+    # written out here (not vltseg_d2.utils.report): tools/compare_checkouts.py runs this file
+    # against older checkouts, so it imports only what they have
+    print(tabulate(rows, headers=["metric", "value"], tablefmt="github"))
+    if args.output:
+        write_text_atomic(args.output, json.dumps(result, indent=2))
+        print(f"wrote {args.output}")
+    return result
 
 
 if __name__ == "__main__":

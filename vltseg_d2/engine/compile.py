@@ -3,11 +3,12 @@ pixel decoder and the transformer decoder, each compiled in place (``nn.Module.c
 state-dict keys and checkpoints are unchanged). Each compiles as one graph (no graph breaks;
 tested with ``torch._dynamo.explain``) and traces with dynamic shapes (``dynamic=True``: no
 recompile for new sizes, tested with the aot_eager backend). The recipes' default is
-``dynamic=False``: inductor's dynamic-shape code generation fails on this model in torch 2.14
-(a sympy "cannot determine truth value of Relational" error), so each new input size compiles
-once; training crops and sliding windows have one size. The matcher (scipy) and the loss stay
-eager. On a GPU the same code path generates fused kernels, the pure-PyTorch deformable
-attention included.
+``dynamic=False`` with padding buckets: inductor's dynamic-shape code generation fails on
+interpolate + grid_sample in torch 2.14 (a sympy "cannot determine truth value of Relational"
+error, pytorch/pytorch#185510), so inference pads every frame to multiples of
+``train.compile.size_bucket`` (``MaskFormer.size_bucket``) and compiles once per bucket; training
+crops and sliding windows have one size. The matcher (scipy) and the loss stay eager. On a GPU
+the same code path generates fused kernels, the pure-PyTorch deformable attention included.
 """
 
 import logging

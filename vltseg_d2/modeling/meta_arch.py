@@ -5,6 +5,7 @@ Input: a list of records with ``image`` (3 x H x W, uint8 RGB) and, for training
 Output: training -> dict of losses; inference -> ``[{"sem_seg": K x height x width scores}]``.
 """
 
+import math
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -68,6 +69,9 @@ class MaskFormer(nn.Module):
         self.test_mode, self.window_batch = test_mode, window_batch
         self.tta_scales, self.tta_flip = tuple(float(x) for x in tta_scales), bool(tta_flip)
         self.test_crop, self.test_stride = tuple(test_crop), tuple(test_stride)
+        # set by train.compile.size_bucket: inference pads to multiples of it, so a compiled model with
+        # static shapes meets few sizes (training crops and sliding windows have one size already)
+        self.size_bucket: Optional[int] = None
         self.rein_linked = getattr(sem_seg_head.predictor, "rein_linked", False)
         if self.rein_linked and getattr(backbone, "rein", None) is None:
             raise ValueError("the predictor takes Rein-linked queries but the backbone has no Rein (backbone.rein)")
@@ -80,7 +84,11 @@ class MaskFormer(nn.Module):
         return (image.to(self.device, torch.float32) - self.pixel_mean) / self.pixel_std
 
     def _pad(self, images) -> ImageList:
-        return ImageList.from_tensors(images, self.size_divisibility, padding_constraints=self.padding_constraints)
+        constraints = dict(self.padding_constraints or {})
+        if self.size_bucket and not self.training:  # compiled inference: a few padded sizes, not one per frame size
+            divisor = constraints.get("size_divisibility", self.size_divisibility)
+            constraints["size_divisibility"] = math.lcm(divisor, self.size_bucket)
+        return ImageList.from_tensors(images, self.size_divisibility, padding_constraints=constraints or None)
 
     def _head_outputs(self, images: torch.Tensor):
         queries = self.backbone.rein.queries() if self.rein_linked else None

@@ -36,7 +36,8 @@ class ViTBackbone(Backbone):
     out_strides: stride of each level; the names are ``res{log2(stride)}``.
     freeze: freeze every ViT weight (kept in eval mode); Rein parameters stay trainable.
     rein: a :class:`Reins` module inserted after every block, or ``None``.
-    grad_checkpointing: recompute each block in the backward pass to save memory.
+    grad_checkpointing: recompute each block (with its Rein layer) in the backward pass: about half
+        the activation memory of a Rein-L step for ~12% more time (docs/benchmarks.md).
     pretrained: the original weights, a local file or a hub id (see ``weights.py``). Building
         the model never reads it: the trainer loads it when training starts from scratch, and
         loading a checkpoint that does not hold the ViT (a Rein checkpoint) loads it first.
@@ -158,8 +159,14 @@ class ViTBackbone(Backbone):
         return self.vit.norm_pre(x), rope, grid
 
     def _block(self, i, x, rope):
+        """Block ``i`` and its Rein layer (one unit for activation checkpointing: Rein's own
+        activations are about as large as the block's)."""
         blk = self.vit.blocks[i]
-        return blk(x, rope=rope) if self.is_eva else blk(x)
+        x = blk(x, rope=rope) if self.is_eva else blk(x)
+        if self.rein is not None:  # class/register tokens pass through untouched
+            n_prefix = self.vit.num_prefix_tokens
+            x = torch.cat([x[:, :n_prefix], self.rein(x[:, n_prefix:], i)], dim=1)
+        return x
 
     def forward(self, images: torch.Tensor):
         h, w = images.shape[-2:]
@@ -171,8 +178,6 @@ class ViTBackbone(Backbone):
                 x = checkpoint(self._block, i, x, rope, use_reentrant=False)
             else:
                 x = self._block(i, x, rope)
-            if self.rein is not None:  # class/register tokens pass through untouched
-                x = torch.cat([x[:, :n_prefix], self.rein(x[:, n_prefix:], i)], dim=1)
             if i in self.out_indices:  # tokens are channels-last already: keep them so (no transpose copy)
                 grids.append(x[:, n_prefix:].reshape(x.shape[0], gh, gw, -1).permute(0, 3, 1, 2))
         return {

@@ -182,7 +182,8 @@ class MSDeformAttnPixelDecoder(nn.Module):
             outs.append(
                 output(cur + F.interpolate(outs[-1], size=cur.shape[-2:], mode="bilinear", align_corners=False))
             )
-        return self.mask_features(outs[-1]), outs[: self.num_levels]
+        # contiguous once here: the decoder's mask einsum would copy a channels-last map at every layer
+        return self.mask_features(outs[-1]).contiguous(), outs[: self.num_levels]
 
 
 def _norm(norm: str, channels: int):
