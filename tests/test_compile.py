@@ -54,9 +54,10 @@ def test_static_compile_with_size_buckets_compiles_once_for_frames_of_one_bucket
     eager = tiny_model().eval()
     compiled = tiny_model().eval()
     compiled.load_state_dict(eager.state_dict())
-    eager.size_bucket = compiled.size_bucket = 128
+    eager.size_bucket = 128
     dynamo.reset()
-    compile_heavy_parts(compiled, backend="aot_eager", dynamic=False)
+    compile_heavy_parts(compiled, backend="aot_eager", dynamic=False, size_bucket=128)
+    assert compiled.size_bucket == 128
     for i, size in enumerate(((64, 96), (96, 128), (128, 64))):
         image = torch.randint(0, 256, (3, *size), dtype=torch.uint8, generator=torch.Generator().manual_seed(i))
         with torch.no_grad(), dynamo.config.patch(error_on_recompile=i > 0):

@@ -142,10 +142,14 @@ def parse_variant(name):
     return VARIANTS[precision], set(flags)
 
 
-def training_step(model, optimizer, batch, variant, clip, seed, device):
+def precision_context(device, precision):
+    """torch.autocast for ``precision`` (None: float32). Written here rather than imported from
+    train_step: tools/compare_checkouts.py runs this file against older checkouts."""
+    return torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None)
+
+
+def training_step(model, optimizer, batch, precision, checkpointing, clip, seed, device):
     """The trainer's own step (MixedPrecisionTrainer.run_step) on a fixed batch."""
-    precision, flags = parse_variant(variant)
-    checkpointing = "ckpt" in flags
     step = MixedPrecisionTrainer(model, itertools.repeat(batch), optimizer, precision=precision,
                                  clip_grad_norm=clip, device_type=device.type, seed=seed)  # fmt: skip
 
@@ -181,7 +185,7 @@ def saved_activation_bytes(module, forward) -> int:
 def activation_memory(model, batch, precision, checkpointing, device):
     model.train()
     model.backbone.grad_checkpointing = checkpointing
-    with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
+    with precision_context(device, precision):
         return saved_activation_bytes(model, lambda: model(batch))
 
 
@@ -216,11 +220,7 @@ def inference(model, image, precision, device, mode):
 
     def run():
         model.eval()
-        # torch.autocast directly (not our helper): tools/compare_checkouts.py runs this file against older checkouts
-        with (
-            torch.no_grad(),
-            torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None),
-        ):
+        with torch.no_grad(), precision_context(device, precision):
             model.inference([record], test_mode=mode)
 
     return run
@@ -307,16 +307,17 @@ def main(argv=None):
         from vltseg_d2.engine.compile import compile_heavy_parts  # here: older checkouts lack it (compare_checkouts)
 
         compiled = copy.deepcopy(model)
-        compile_heavy_parts(compiled, cfg.train.compile.backend, cfg.train.compile.dynamic)
-        if not cfg.train.compile.dynamic:  # as Trainer.build_model: inference pads to size buckets
-            compiled.size_bucket = cfg.train.compile.get("size_bucket", None)
+        compile_heavy_parts(compiled, cfg.train.compile.backend, cfg.train.compile.dynamic,
+                            size_bucket=cfg.train.compile.get("size_bucket", None))  # fmt: skip
         models[True] = (compiled, Trainer.build_optimizer(cfg, compiled))
     runs = {}
     for v in names:
         precision, flags = parsed[v]
         m, opt = models["compile" in flags]
         fns = {
-            "train step": training_step(m, opt, batch, v, clip, cfg.train.get("seed", 0), device),
+            "train step": training_step(
+                m, opt, batch, precision, "ckpt" in flags, clip, cfg.train.get("seed", 0), device
+            ),
             "inference whole": inference(m, whole_image, precision, device, "whole"),
             "inference slide": inference(m, frame_image, precision, device, "slide"),
         }
@@ -395,8 +396,7 @@ def main(argv=None):
         ["peak memory (MB)", f"{result['peak_memory_mb']:.0f}"],
         ["data loading (s/batch)", result["data_loading_s_per_batch"]],
     ]
-    # written out here (not vltseg_d2.utils.report): tools/compare_checkouts.py runs this file
-    # against older checkouts, so it imports only what they have
+    # tools/compare_checkouts.py runs this file against older checkouts: it imports only what they have
     print(tabulate(rows, headers=["metric", "value"], tablefmt="github"))
     if args.output:
         write_text_atomic(args.output, json.dumps(result, indent=2))

@@ -25,7 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from vltseg_d2.utils.report import report
+from tabulate import tabulate
+
+from vltseg_d2.utils.atomic import write_text_atomic
 
 HERE = Path(__file__).resolve().parents[1]
 MEASURES = {
@@ -95,7 +97,10 @@ def main(argv=None):
     }
     rows = [[m, f"{medians['baseline'][m]:.4g}", f"{medians['this'][m]:.4g}", f"{result['speedup'][m]:.2f}x"]
             for m in measures]  # fmt: skip
-    return report(rows, ["measure (s; ms for inference)", "baseline", "this", "speed-up"], result, args.output)
+    print(tabulate(rows, headers=["measure (s; ms for inference)", "baseline", "this", "speed-up"], tablefmt="github"))
+    if args.output:
+        write_text_atomic(args.output, json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":

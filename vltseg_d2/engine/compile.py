@@ -20,8 +20,11 @@ logger = logging.getLogger(__name__)
 HEAVY_PARTS = ("backbone", "sem_seg_head.pixel_decoder", "sem_seg_head.predictor")
 
 
-def compile_heavy_parts(model: nn.Module, backend: str = "inductor", dynamic: bool = False, mode=None) -> list:
-    """Compile each part of :data:`HEAVY_PARTS` the model has; returns their names."""
+def compile_heavy_parts(
+    model: nn.Module, backend: str = "inductor", dynamic: bool = False, mode=None, size_bucket=None
+) -> list:
+    """Compile each part of :data:`HEAVY_PARTS` the model has; returns their names. With static
+    shapes, ``size_bucket`` becomes the model's inference padding bucket (``MaskFormer.size_bucket``)."""
     compiled = []
     for name in HEAVY_PARTS:
         try:
@@ -30,5 +33,7 @@ def compile_heavy_parts(model: nn.Module, backend: str = "inductor", dynamic: bo
             continue
         part.compile(backend=backend, dynamic=dynamic, mode=mode)
         compiled.append(name)
+    if not dynamic and hasattr(model, "size_bucket"):
+        model.size_bucket = size_bucket
     logger.info(f"torch.compile ({backend}, dynamic={dynamic}): {', '.join(compiled)}")
     return compiled

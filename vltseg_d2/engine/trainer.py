@@ -134,10 +134,12 @@ class Trainer(DefaultTrainer):
         logger.info(f"Model: {type(model).__name__}, {total:,} parameters, {trainable:,} trainable")
         compile_cfg = cfg.train.get("compile", None) or {}
         if compile_cfg.get("enabled", False):  # training, --eval-only, the demo and the predictor alike
-            dynamic = compile_cfg.get("dynamic", False)
-            compile_heavy_parts(model, compile_cfg.get("backend", "inductor"), dynamic)
-            if not dynamic:
-                model.size_bucket = compile_cfg.get("size_bucket", None)
+            compile_heavy_parts(
+                model,
+                compile_cfg.get("backend", "inductor"),
+                compile_cfg.get("dynamic", False),
+                size_bucket=compile_cfg.get("size_bucket", None),
+            )
         return model
 
     @classmethod
