@@ -6,7 +6,13 @@ from detectron2.data import DatasetCatalog
 from detectron2.data import transforms as T
 from PIL import Image
 
-from vltseg_d2.data.mapper import SemSegDatasetMapper, inference_augmentations, per_class_instances, train_augmentations
+from vltseg_d2.data.mapper import (
+    SemSegDatasetMapper,
+    inference_augmentations,
+    invalid_label_values,
+    per_class_instances,
+    train_augmentations,
+)
 from vltseg_d2.data.transforms import PhotometricDistortion, PhotometricTransform
 
 
@@ -105,4 +111,10 @@ def test_per_class_instances():
     seg = torch.tensor([[0, 0, 255], [13, 13, 0]])
     inst = per_class_instances(seg)
     assert inst.gt_classes.tolist() == [0, 13]
-    assert inst.gt_masks.sum().item() == 5
+    assert inst.gt_masks.tolist() == [[[True, True, False], [False, False, True]], [[False] * 3, [True, True, False]]]
+
+
+def test_invalid_label_values_of_uint8_and_wider_labels():
+    label = np.array([[0, 18, 19], [255, 254, 7]], dtype=np.uint8)
+    for dtype in (np.uint8, np.int64):
+        assert invalid_label_values(label.astype(dtype), 19).tolist() == [19, 254]

@@ -12,7 +12,7 @@ from tiny_models import tiny_model, tiny_model_cfg
 from vltseg_d2.data.mapper import per_class_instances
 from vltseg_d2.modeling.inference import slide_inference, windows
 from vltseg_d2.modeling.matcher import HungarianMatcher
-from vltseg_d2.modeling.pixel_decoder.ms_deform_attn import ms_deform_attn
+from vltseg_d2.modeling.pixel_decoder.ms_deform_attn import MSDeformAttn, ms_deform_attn, softmax_last_dim
 from vltseg_d2.modeling.position_encoding import PositionEmbeddingSine
 
 
@@ -70,6 +70,43 @@ def test_deformable_attention_matches_a_direct_per_point_computation():
                 acc += attn[b, q, head, lvl, pt] * bilinear(v, h, w, x, y)
         expected[b, q, head * d : (head + 1) * d] = acc
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_deformable_attention_module_samples_at_reference_plus_offset_over_level_size():
+    """Deformable DETR: location = reference + offset / (W, H) of the level, weights softmax-normalised
+    over the L * P points of a head; written here with the reference's broadcasts."""
+    torch.manual_seed(0)
+    shapes = [(4, 6), (3, 2)]
+    attn = MSDeformAttn(d_model=8, n_levels=2, n_heads=2, n_points=3)
+    for param in attn.parameters():  # the init zeroes the weights: random ones exercise every term
+        torch.nn.init.normal_(param, std=0.5)
+    n, lq = 2, 5
+    query = torch.randn(n, lq, 8, requires_grad=True)
+    ref = torch.rand(n, lq, 2, 2)
+    flat = torch.randn(n, sum(h * w for h, w in shapes), 8)
+    out = attn(query, ref, flat, shapes)
+
+    offsets = attn.sampling_offsets(query).view(n, lq, 2, 2, 3, 2)
+    weights = attn.attention_weights(query).view(n, lq, 2, 6).softmax(-1).view(n, lq, 2, 2, 3)
+    size = torch.tensor([[w, h] for h, w in shapes], dtype=torch.float32)
+    loc = ref[:, :, None, :, None, :] + offsets / size[None, None, None, :, None, :]
+    value = attn.value_proj(flat).view(n, flat.shape[1], 2, 4)
+    expected = attn.output_proj(ms_deform_attn(value, shapes, loc, weights))
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    (grad,) = torch.autograd.grad(out.square().sum(), query)
+    (expected_grad,) = torch.autograd.grad(expected.square().sum(), query)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-5, atol=1e-5)
+
+
+def test_short_row_softmax_equals_softmax_with_its_gradient_and_large_logits():
+    torch.manual_seed(0)
+    x = (torch.randn(3, 7, 12) * 30 + 1e4).requires_grad_()  # exp(1e4) overflows without the max shift
+    y = softmax_last_dim(x)
+    torch.testing.assert_close(y, x.softmax(-1), rtol=1e-5, atol=1e-6)
+    upstream = torch.randn_like(y)
+    (grad,) = torch.autograd.grad(y, x, upstream)
+    (expected,) = torch.autograd.grad(x.softmax(-1), x, upstream)
+    torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_sine_encoding_of_a_2x3_grid_equals_the_formula_without_offset():
@@ -284,3 +321,29 @@ def test_matched_targets_are_sampled_bit_for_bit_like_gathered_masks():
     coords = torch.rand(4, 50, 2)
     expected = point_sample(masks[matched], coords, align_corners=False).squeeze(1)
     assert torch.equal(sample_matched_targets(masks, matched, coords), expected)
+
+
+def test_uncertain_points_are_detectron2s_points_as_a_set_with_the_same_random_tail():
+    from detectron2.projects.point_rend.point_features import get_uncertain_point_coords_with_randomness
+
+    from vltseg_d2.modeling.criterion import uncertain_point_coords
+
+    logits = torch.randn(5, 1, 12, 16) * 3
+    torch.manual_seed(1)
+    expected = get_uncertain_point_coords_with_randomness(logits, lambda x: -x.abs(), 40, 3.0, 0.75)
+    torch.manual_seed(1)
+    coords = uncertain_point_coords(logits, 40, 3.0, 0.75)
+    assert coords.shape == expected.shape == (5, 40, 2)
+    assert torch.equal(coords[:, 30:], expected[:, 30:])  # the uniform tail: the same draws
+    for mask in range(5):  # the 30 most uncertain of 120 points: the same set, maybe in another order
+        ours, theirs = (sorted(map(tuple, c[mask, :30].tolist())) for c in (coords, expected))
+        assert ours == theirs
+
+
+def test_class_map_is_argmax_with_the_first_class_on_ties():
+    from vltseg_d2.modeling.inference import class_map
+
+    scores = torch.tensor([[[0.1, 0.5], [0.7, 0.2]], [[0.3, 0.5], [0.7, 0.1]], [[0.2, 0.4], [0.1, 0.2]]])
+    assert class_map(scores).tolist() == [[1, 0], [0, 0]]  # ties 0.5/0.5, 0.7/0.7, 0.2/0.2 -> first
+    ties = torch.randint(0, 3, (19, 32, 48)).float()
+    assert torch.equal(class_map(ties), ties.argmax(0))

@@ -12,6 +12,7 @@ from detectron2.utils.visualizer import ColorMode, Visualizer
 from tqdm import tqdm
 
 from .data.prepare.common import write_atomic
+from .modeling.inference import class_map
 
 logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -43,7 +44,7 @@ def overlay(rgb: np.ndarray, pred: np.ndarray, side_by_side: bool, alpha=0.5) ->
 
 def predict_train_ids(predictor, rgb: np.ndarray) -> np.ndarray:
     """Train-id map (H x W) of an RGB frame; ``predictor`` takes RGB (``input_format="RGB"``)."""
-    return predictor(rgb)["sem_seg"].argmax(0).cpu().numpy()
+    return class_map(predictor(rgb)["sem_seg"]).cpu().numpy()
 
 
 def run_images(predictor, files, output, side_by_side=False):

@@ -7,6 +7,7 @@ from detectron2.evaluation import DatasetEvaluator
 
 from ..data.datasets.classes import TRAIN_ID_TO_LABEL_ID, lookup_table
 from ..data.prepare.common import write_atomic
+from ..modeling.inference import class_map
 
 _TO_LABEL_ID = lookup_table(TRAIN_ID_TO_LABEL_ID, default=0)
 
@@ -27,7 +28,7 @@ class PredictionWriter(DatasetEvaluator):
 
     def process(self, inputs, outputs):
         for record, output in zip(inputs, outputs):
-            pred = output["sem_seg"].argmax(dim=0).to("cpu").numpy().astype(np.uint8)
+            pred = class_map(output["sem_seg"]).to("cpu").numpy().astype(np.uint8)
             if self.fmt == "labelId":
                 pred = _TO_LABEL_ID[pred]
             write_atomic(self.output_dir / f"{Path(record['file_name']).stem}.png", pred)

@@ -10,12 +10,12 @@ import logging
 from collections import OrderedDict
 
 import numpy as np
-import torch
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
 from ..data.mapper import invalid_label_values, read_label
+from ..modeling.inference import class_map
 
 
 def iou_metrics(conf: np.ndarray, class_names) -> "OrderedDict[str, float]":
@@ -75,9 +75,9 @@ class SemSegIoUEvaluator(DatasetEvaluator):
                     "write predictions for the benchmark server instead of evaluating"
                 )
             label_file = record["sem_seg_file_name"]
-            pred = output["sem_seg"].argmax(dim=0).to("cpu", torch.int64).numpy()
+            pred = class_map(output["sem_seg"]).to("cpu").numpy()
             try:
-                gt = read_label(label_file).astype(np.int64)
+                gt = read_label(label_file)
             except (OSError, ValueError) as e:
                 self._skip(f"unreadable label {label_file} ({type(e).__name__}: {e})")
                 continue
@@ -96,7 +96,7 @@ class SemSegIoUEvaluator(DatasetEvaluator):
                     f"{bad.tolist()} outside 0..{self.num_classes - 1} and {self.ignore_label}; "
                     "they are left out of the scores (re-run the dataset's prepare script)"
                 )
-            self.add(gt, pred)
+            self.add(gt.astype(np.int64), pred)
 
     def _skip(self, reason: str):
         self.skipped_images += 1

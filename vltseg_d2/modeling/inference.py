@@ -20,6 +20,13 @@ def semantic_scores(class_logits: torch.Tensor, mask_logits: torch.Tensor) -> to
         return torch.einsum("bqk,bqhw->bkhw", probs, mask_logits.float().sigmoid())
 
 
+def class_map(scores: torch.Tensor) -> torch.Tensor:
+    """(K, H, W) class scores -> (H, W) int64 class ids, the first class on ties: ``scores.argmax(0)``
+    written as ``scores.max(0).indices`` (documented to give the same indices), because torch's CPU
+    argmax over a leading dimension is not vectorised: 13 ms against 5 ms on 19 x 256 x 512."""
+    return scores.max(0).indices
+
+
 def window_starts(size: int, crop: int, stride: int) -> List[int]:
     n = max(size - crop + stride - 1, 0) // stride + 1
     return [max(min(i * stride + crop, size) - crop, 0) for i in range(n)]
