@@ -118,3 +118,15 @@ def test_invalid_label_values_of_uint8_and_wider_labels():
     label = np.array([[0, 18, 19], [255, 254, 7]], dtype=np.uint8)
     for dtype in (np.uint8, np.int64):
         assert invalid_label_values(label.astype(dtype), 19).tolist() == [19, 254]
+
+
+def test_config_short_edges_reach_the_resize_as_plain_ints():
+    """A LazyConfig list arrives as a ListConfig; np.random.choice would probe it for array
+    attributes on every draw (each probe an exception inside omegaconf)."""
+    from detectron2.config import LazyConfig, instantiate
+
+    cfg = LazyConfig.load("configs/demo/tiny_synthetic_cpu.py")
+    resize = instantiate(cfg.dataloader.train.mapper.augmentations)[0]
+    assert isinstance(resize, T.ResizeShortestEdge)
+    assert type(resize.short_edge_length) is list and resize.short_edge_length == [192, 224, 256, 288, 320]
+    assert all(type(s) is int for s in resize.short_edge_length)

@@ -107,6 +107,9 @@ def test_short_row_softmax_equals_softmax_with_its_gradient_and_large_logits():
     (grad,) = torch.autograd.grad(y, x, upstream)
     (expected,) = torch.autograd.grad(x.softmax(-1), x, upstream)
     torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-6)
+    half = x.detach().bfloat16()  # bf16 in, bf16 out, rounded once like the native kernel
+    assert softmax_last_dim(half).dtype == torch.bfloat16
+    torch.testing.assert_close(softmax_last_dim(half).float(), half.softmax(-1).float(), rtol=0, atol=2**-8)
 
 
 def test_sine_encoding_of_a_2x3_grid_equals_the_formula_without_offset():

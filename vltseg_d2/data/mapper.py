@@ -130,6 +130,9 @@ def train_augmentations(
     crop_size, short_edges: List[int], max_size: int, cat_max_ratio=0.75, ignore_label=IGNORE_LABEL, photometric=True
 ):
     """The reference recipes' training pipeline."""
+    # plain Python values, not the config's ListConfig: np.random.choice probes a ListConfig for array
+    # attributes on every draw, and each probe raises and formats an exception inside omegaconf
+    short_edges = short_edges if isinstance(short_edges, int) else [int(s) for s in short_edges]
     augs = [
         T.ResizeShortestEdge(short_edges, max_size=max_size, sample_style="choice"),
         T.RandomCrop_CategoryAreaConstraint("absolute", tuple(crop_size), cat_max_ratio, ignore_label),

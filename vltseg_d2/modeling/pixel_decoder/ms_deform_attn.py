@@ -40,11 +40,13 @@ def softmax_last_dim(x: torch.Tensor) -> torch.Tensor:
     """``x.softmax(-1)`` for short rows (here the L*P = 12 sampling weights of a head). On the CPU,
     PyTorch's kernel vectorises along the row and runs ~6x slower on rows this short than
     exp(x - max) / sum written as whole-tensor ops (forward and backward together ~2.7x faster);
-    elsewhere the native kernel, one fused launch, is kept. Equal up to float rounding (~1e-7)."""
+    elsewhere the native kernel, one fused launch, is kept. Equal up to float rounding (~1e-7).
+    Computed in float32 and returned in the input's dtype, as the native kernel does for bf16."""
     if x.device.type != "cpu":
         return x.softmax(-1)
-    e = (x - x.detach().amax(-1, keepdim=True)).exp()  # the max only stabilises: no gradient through it
-    return e / e.sum(-1, keepdim=True)
+    x32 = x.float()
+    e = (x32 - x32.detach().amax(-1, keepdim=True)).exp()  # the max only stabilises: no gradient through it
+    return (e / e.sum(-1, keepdim=True)).to(x.dtype)
 
 
 def ms_deform_attn(
