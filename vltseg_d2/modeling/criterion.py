@@ -17,7 +17,8 @@ def uncertain_point_coords(logits: torch.Tensor, num_points: int, oversample: fl
     uncertain of them (smallest |logit| at the point), then uniform points for the rest. This is
     detectron2's ``get_uncertain_point_coords_with_randomness`` with ``-|logit|`` as uncertainty, with
     the same random draws in the same order, but its top-k is unsorted and its gather one op: the
-    points are the same set in another order (losses average over points), 2-3x faster on the CPU."""
+    points are the same set in another order (losses average over points); the top-k runs 2x faster
+    on the CPU."""
     k = logits.shape[0]
     coords = torch.rand(k, int(num_points * oversample), 2, device=logits.device)
     uncertainty = -point_sample(logits, coords, align_corners=False)[:, 0].abs()
