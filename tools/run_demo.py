@@ -13,12 +13,13 @@ key=value pairs are config overrides for training.
 """
 
 import argparse
+import importlib.util
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+import torch
 from detectron2.config import LazyConfig
 from detectron2.data import DatasetCatalog
 
@@ -35,9 +36,16 @@ TOOLS = Path(__file__).resolve().parent
 SOURCE_MIOU_TARGET = 40.0
 
 
-def run(cmd):
-    print("+ " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+def train(overrides):
+    """``tools/train_net.py --config-file CONFIG overrides`` in this process: a second interpreter
+    would spend ~5 s importing torch, detectron2 and timm again. The command is printed to rerun."""
+    args = ["--config-file", CONFIG] + overrides
+    print("+ " + " ".join([sys.executable, str(TOOLS / "train_net.py")] + args), flush=True)
+    spec = importlib.util.spec_from_file_location("train_net", TOOLS / "train_net.py")
+    train_net = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_net)
+    torch.multiprocessing.set_sharing_strategy("file_system")  # as train_net's __main__ sets it
+    train_net.launch_with_requeue(train_net.parse_args(args))
 
 
 def main(argv=None):
@@ -55,7 +63,7 @@ def main(argv=None):
 
     print("== 2/4 training the tiny recipe on synthetic_source_train (and evaluating every domain)", flush=True)
     overrides = [f"train.output_dir={out}"] + ([f"train.max_iter={args.iters}"] if args.iters else []) + args.opts
-    run([sys.executable, str(TOOLS / "train_net.py"), "--config-file", CONFIG] + overrides)
+    train(overrides)
 
     print("== 3/4 cross-domain table", flush=True)
     table_dir = out / "eval" / "model_final"
