@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 from detectron2.config import LazyConfig
 from detectron2.data import DatasetCatalog
 
@@ -44,7 +43,6 @@ def train(overrides):
     spec = importlib.util.spec_from_file_location("train_net", TOOLS / "train_net.py")
     train_net = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train_net)
-    torch.multiprocessing.set_sharing_strategy("file_system")  # as train_net's __main__ sets it
     train_net.launch_with_requeue(train_net.parse_args(args))
 
 

@@ -118,6 +118,7 @@ def _forward_to_workers(signum, frame):
 
 def launch_with_requeue(args):
     """detectron2's ``launch``; a worker's requeue exit status becomes this process's."""
+    torch.multiprocessing.set_sharing_strategy("file_system")
     if args.num_gpus * args.num_machines > 1:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, _forward_to_workers)
@@ -137,6 +138,4 @@ def launch_with_requeue(args):
 
 
 if __name__ == "__main__":
-    args = parse_args()
-    torch.multiprocessing.set_sharing_strategy("file_system")
-    launch_with_requeue(args)
+    launch_with_requeue(parse_args())
