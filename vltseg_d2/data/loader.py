@@ -14,11 +14,11 @@ import itertools
 from typing import Optional, Sequence
 
 import numpy as np
-import torch
 from detectron2.data import DatasetFromList
 from detectron2.utils import comm
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from ..utils.seeding import seed_torch
 from .sources import SampleSchedule
 
 
@@ -36,7 +36,7 @@ class _BatchStream(IterableDataset):
         for attempt in range(len(records)):
             seed = (self.seed * 7919 + position * 31 + attempt) % 2**32
             np.random.seed(seed)
-            torch.manual_seed(seed)
+            seed_torch(seed)  # the mapper draws on the CPU
             sample = self.mapper(records[(index + attempt) % len(records)])
             if sample is not None:  # the mapper skips unreadable samples (and logs them)
                 return sample

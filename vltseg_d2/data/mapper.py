@@ -10,7 +10,9 @@ from detectron2.data import transforms as T
 from detectron2.structures import Instances
 from PIL import Image
 
+from .crop import CategoryAreaCrop
 from .datasets.classes import IGNORE_LABEL
+from .decoded_cache import DecodedCache
 from .transforms import PhotometricDistortion
 
 logger = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ class SemSegDatasetMapper:
     """Reads one dataset record and applies ``augmentations`` (detectron2 ``Augmentation`` objects).
 
     Args:
-        augmentations: e.g. ``[ResizeShortestEdge, RandomCrop_CategoryAreaConstraint, RandomFlip,
+        augmentations: e.g. ``[ResizeShortestEdge, CategoryAreaCrop, RandomFlip,
             PhotometricDistortion]`` for training, ``[ResizeShortestEdge(short, max_size)]`` or ``[]``
             for testing.
         is_train: training records carry ``sem_seg`` and ``instances``; test records carry the
@@ -56,6 +58,9 @@ class SemSegDatasetMapper:
         num_classes: labels with other values than 0..num_classes-1 and ``ignore_label`` are
             skipped with a warning naming the file and the values (they would otherwise index past
             the classifier or train silently as "no object").
+        cache_mb: keep up to this many MiB of decoded training images and labels in memory (per
+            loader worker) instead of decoding them again every epoch: for datasets that fit, like
+            the demo's (300 frames, 150 MiB; PNG decoding is ~2.5 ms per 512x256 frame). 0: off.
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class SemSegDatasetMapper:
         ignore_label: int = IGNORE_LABEL,
         pad_to: Optional[Sequence[int]] = None,
         num_classes: int = 19,
+        cache_mb: int = 0,
     ):
         self.augmentations = T.AugmentationList(list(augmentations))
         self.is_train = is_train
@@ -75,6 +81,7 @@ class SemSegDatasetMapper:
         self.pad_to = tuple(pad_to) if pad_to else None
         self.num_classes = num_classes
         self.skipped = 0  # training samples skipped by this mapper (per loader worker)
+        self.cache = DecodedCache(cache_mb * 2**20) if cache_mb and is_train else None
 
     def _skip(self, message: str):
         self.skipped += 1
@@ -83,8 +90,11 @@ class SemSegDatasetMapper:
     def __call__(self, record: dict) -> Optional[dict]:
         record = dict(record)
         try:
-            image = utils.read_image(record["file_name"], format=self.image_format)
-            sem_seg = read_label(record["sem_seg_file_name"]) if self.is_train else None
+            image, sem_seg = (
+                self.cache.get_or_load(record["file_name"], lambda: self._read(record))
+                if self.cache is not None
+                else self._read(record)
+            )
         except (OSError, ValueError) as e:
             if not self.is_train:
                 raise
@@ -118,6 +128,10 @@ class SemSegDatasetMapper:
             record["instances"] = per_class_instances(record["sem_seg"], self.ignore_label)
         return record
 
+    def _read(self, record):
+        image = utils.read_image(record["file_name"], format=self.image_format)
+        return image, read_label(record["sem_seg_file_name"]) if self.is_train else None
+
     def _pad(self, image, sem_seg):
         ph, pw = max(self.pad_to[0] - image.shape[0], 0), max(self.pad_to[1] - image.shape[1], 0)
         if ph or pw:
@@ -135,7 +149,7 @@ def train_augmentations(
     short_edges = short_edges if isinstance(short_edges, int) else [int(s) for s in short_edges]
     augs = [
         T.ResizeShortestEdge(short_edges, max_size=max_size, sample_style="choice"),
-        T.RandomCrop_CategoryAreaConstraint("absolute", tuple(crop_size), cat_max_ratio, ignore_label),
+        CategoryAreaCrop("absolute", tuple(crop_size), cat_max_ratio, ignore_label),
         T.RandomFlip(horizontal=True),
     ]
     if photometric:

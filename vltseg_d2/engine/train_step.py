@@ -11,6 +11,8 @@ import torch
 from detectron2.engine import SimpleTrainer
 from detectron2.utils.events import get_event_storage
 
+from ..utils.seeding import seed_torch
+
 
 def resolve_precision(enabled: bool, precision: str, device: torch.device) -> Optional[torch.dtype]:
     """The autocast dtype, or None for float32.
@@ -60,7 +62,7 @@ class MixedPrecisionTrainer(SimpleTrainer):
         data = next(self._data_loader_iter)
         data_time = time.perf_counter() - start
         if self.seed >= 0:  # the model's own randomness (point sampling) depends on the iteration only
-            torch.manual_seed(self.seed + self.iter)
+            seed_torch(self.seed + self.iter, self.device_type)
         with autocast(torch.device(self.device_type), self.precision):
             try:
                 loss_dict = self.model(data)
