@@ -6,7 +6,7 @@ from detectron2.config import LazyConfig
 from tiny_models import tiny_model
 
 from vltseg_d2.config import OverrideError, apply_overrides
-from vltseg_d2.engine import param_groups
+from vltseg_d2.engine import Trainer, param_groups
 
 CFG = "configs/demo/tiny_synthetic_cpu.py"
 
@@ -85,3 +85,24 @@ def test_layer_decay_scales_blocks_by_depth():
     assert lr[id(blocks[-1].mlp.fc1.weight)] == pytest.approx(0.5)  # depth 4: 0.5 ** (5 - 4)
     assert lr[id(blocks[0].mlp.fc1.weight)] == pytest.approx(0.5**4)
     assert lr[id(model.backbone.vit.patch_embed.proj.weight)] == pytest.approx(0.5**5)
+
+
+def test_recipe_optimizer_is_fused_adamw_with_the_per_tensor_update():
+    model = tiny_model()  # frozen ViT + Rein + head: only trainable parameters reach the optimizer
+    clone = {}
+    for p in model.parameters():
+        if p.requires_grad:
+            p.grad = torch.randn_like(p)
+            clone[p] = p.detach().clone()
+            clone[p].grad = p.grad.clone()
+    optimizer = Trainer.build_optimizer(LazyConfig.load(CFG), model)
+    assert optimizer.defaults["fused"] is True
+    per_tensor = torch.optim.AdamW(
+        [{**g, "params": [clone[p] for p in g["params"]], "fused": None} for g in optimizer.param_groups],
+        foreach=False,
+    )
+    for _ in range(3):
+        optimizer.step()
+        per_tensor.step()
+    for p, reference in clone.items():
+        torch.testing.assert_close(p.detach(), reference, rtol=1e-6, atol=1e-7)
