@@ -19,9 +19,10 @@ class DecodedCache:
         self._entries: "OrderedDict[Hashable, Tuple]" = OrderedDict()
 
     def get_or_load(self, key: Hashable, load: Callable[[], Tuple]) -> Tuple:
+        """The cached arrays of ``key``, else ``load()`` (a tuple of arrays or None), kept if it fits."""
         if key in self._entries:
             self._entries.move_to_end(key)
-            return self._entries[key]
+            return self._entries[key][0]
         arrays = load()
         size = sum(a.nbytes for a in arrays if a is not None)
         if size > self.max_bytes:
@@ -30,9 +31,8 @@ class DecodedCache:
             if a is not None:
                 a.flags.writeable = False
         while self.bytes + size > self.max_bytes:
-            _, evicted = self._entries.popitem(last=False)
-            self.bytes -= sum(a.nbytes for a in evicted if a is not None)
-        self._entries[key] = arrays
+            self.bytes -= self._entries.popitem(last=False)[1][1]
+        self._entries[key] = (arrays, size)
         self.bytes += size
         return arrays
 

@@ -81,7 +81,7 @@ class SemSegDatasetMapper:
         self.pad_to = tuple(pad_to) if pad_to else None
         self.num_classes = num_classes
         self.skipped = 0  # training samples skipped by this mapper (per loader worker)
-        self.cache = DecodedCache(cache_mb * 2**20) if cache_mb and is_train else None
+        self.cache = DecodedCache(cache_mb * 2**20 if is_train else 0)  # 0 bytes: every file is read
 
     def _skip(self, message: str):
         self.skipped += 1
@@ -90,11 +90,7 @@ class SemSegDatasetMapper:
     def __call__(self, record: dict) -> Optional[dict]:
         record = dict(record)
         try:
-            image, sem_seg = (
-                self.cache.get_or_load(record["file_name"], lambda: self._read(record))
-                if self.cache is not None
-                else self._read(record)
-            )
+            image, sem_seg = self.cache.get_or_load(record["file_name"], lambda: self._read(record))
         except (OSError, ValueError) as e:
             if not self.is_train:
                 raise
