@@ -1,14 +1,19 @@
 """Training under interruption and divergence: SIGTERM/SIGINT, NaN losses."""
 
 import json
+import logging
 import signal
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
+from detectron2.utils.events import EventStorage
 from test_train_net import FAST, losses_by_iter, train_net
 
 from vltseg_d2.engine import REQUEUE_EXIT_CODE
+from vltseg_d2.engine.preemption import PreemptionHook
+from vltseg_d2.engine.writers import MetricPrinter
 
 COMMON = [
     "train.max_iter=20",  # margin: the signal must land before the run ends, also on a busy machine
@@ -24,7 +29,21 @@ def wait_for_iteration(out, proc, iteration, timeout=300):
         if (out / "metrics.json").exists() and max(losses_by_iter(out), default=-1) >= iteration:
             return
         time.sleep(0.05)
-    raise AssertionError(f"training did not reach iteration {iteration}")
+    raise AssertionError(f"training did not reach iteration {iteration}:\n{proc.log.read_text()[-3000:]}")
+
+
+def stop_with_signal(out, proc, sig, after_iteration=1):
+    """Send ``sig`` once the background run logged ``after_iteration``; the run must checkpoint and
+    exit for requeue. Returns the iteration it stopped at."""
+    wait_for_iteration(out, proc, after_iteration)
+    proc.send_signal(sig)
+    code = proc.wait(timeout=300)
+    log = proc.log.read_text()
+    assert "received after the last iteration" not in log, "the run ended before the signal: raise train.max_iter"
+    assert code == REQUEUE_EXIT_CODE, f"exit status {code}:\n{log[-3000:]}"
+    stopped_at = max(losses_by_iter(out))
+    assert (out / "last_checkpoint").read_text() == f"model_{stopped_at:07d}.pth"
+    return stopped_at
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -33,13 +52,8 @@ def test_a_signal_checkpoints_the_iteration_and_resume_repeats_the_run(synthetic
     reference = losses_by_iter(tmp_path / "ref")
 
     out = tmp_path / "stopped"
-    proc = train_net([f"train.output_dir={out}"] + COMMON, synthetic_root, background=True)
-    wait_for_iteration(out, proc, 1)
-    proc.send_signal(sig)
-    assert proc.wait(timeout=300) == REQUEUE_EXIT_CODE
-    stopped_at = max(losses_by_iter(out))
-    assert stopped_at < 19, "the run finished before the signal arrived"
-    assert (out / "last_checkpoint").read_text() == f"model_{stopped_at:07d}.pth"
+    proc = train_net([f"train.output_dir={out}"] + COMMON, synthetic_root, background=tmp_path / "stopped.log")
+    stopped_at = stop_with_signal(out, proc, sig)
     assert torch.load(out / f"model_{stopped_at:07d}.pth", weights_only=True)["iteration"] == stopped_at
 
     train_net(["--resume", f"train.output_dir={out}"] + COMMON, synthetic_root)
@@ -90,10 +104,32 @@ def test_the_launcher_forwards_sigterm_to_its_workers_and_exits_for_requeue(synt
         ]
         + FAST,
         synthetic_root,
-        background=True,
+        background=tmp_path / "two.log",
     )
-    wait_for_iteration(out, proc, 2)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=300) == REQUEUE_EXIT_CODE
-    stopped_at = max(losses_by_iter(out))
-    assert stopped_at < 59 and (out / "last_checkpoint").read_text() == f"model_{stopped_at:07d}.pth"
+    stop_with_signal(out, proc, signal.SIGTERM, after_iteration=2)
+
+
+def test_the_handler_only_flags_the_signal_and_a_signal_after_the_last_step_is_reported(caplog):
+    hook = PreemptionHook(checkpointer_hook=None, device=torch.device("cpu"))
+    hook.trainer = SimpleNamespace(iter=20, max_iter=20)  # detectron2's loop ended normally
+    with caplog.at_level(logging.DEBUG):
+        hook._handler(signal.SIGTERM, None)
+        hook._handler(signal.SIGINT, None)  # a repeat is ignored
+        assert hook.received == "SIGTERM" and not caplog.records  # no I/O inside a signal handler
+        hook.after_train()
+    assert "SIGTERM received after the last iteration" in caplog.text and "nothing to resume" in caplog.text
+
+
+def test_the_console_printer_writes_twice_at_one_iteration_of_the_timer_warm_up(caplog):
+    printer = MetricPrinter(max_iter=20)
+    with EventStorage(start_iter=1) as storage, caplog.at_level(logging.INFO):
+        storage.put_scalar("total_loss", 1.0)
+        printer.write()  # after_step, iteration 1: no "time" history yet
+        printer.write()  # after_train, same iteration, when a signal stopped training
+        storage.iter = 3
+        printer.write()
+    assert [("iter: 1" in r.message, "eta:" in r.message) for r in caplog.records] == [
+        (True, False),
+        (True, False),
+        (False, True),
+    ]

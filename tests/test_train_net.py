@@ -25,8 +25,12 @@ FAST = [
 def train_net(args, datasets, check=True, **kwargs):
     env = {**os.environ, "DETECTRON2_DATASETS": str(datasets), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "tools/train_net.py", "--config-file", "configs/demo/tiny_synthetic_cpu.py"] + args
-    if kwargs.pop("background", False):
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = kwargs.pop("background", None)  # a path: run in the background, output to that file
+    if log:
+        with open(log, "w") as f:
+            proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
+        proc.log = log
+        return proc
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, **kwargs)
     if check and result.returncode != 0:
         raise AssertionError(result.stderr[-3000:])
@@ -117,7 +121,7 @@ def test_resume_after_sigkill_repeats_the_uninterrupted_run(synthetic_root, tmp_
     reference = losses_by_iter(tmp_path / "ref")
 
     out = tmp_path / "killed"
-    proc = train_net([f"train.output_dir={out}"] + common, synthetic_root, background=True)
+    proc = train_net([f"train.output_dir={out}"] + common, synthetic_root, background=tmp_path / "killed.log")
     deadline = time.time() + 300
     while not (out / "model_0000005.pth").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)

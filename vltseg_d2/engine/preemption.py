@@ -74,9 +74,10 @@ class PreemptionHook(HookBase):
         self._previous = {}
 
     def _handler(self, signum, frame):
+        # Only set the flag: the handler runs between any two bytecodes of the main thread, and
+        # logging from here could re-enter a stream write that was in progress there.
         if self.received is None:
             self.received = signal.Signals(signum).name
-            logger.warning(f"{self.received} received: stopping after this iteration and saving a checkpoint")
 
     def before_train(self):
         if threading.current_thread() is threading.main_thread():
@@ -84,6 +85,11 @@ class PreemptionHook(HookBase):
                 self._previous[sig] = signal.signal(sig, self._handler)
 
     def after_train(self):
+        if self.received and self.trainer.iter >= self.trainer.max_iter:  # after the last step's check
+            logger.warning(
+                f"{self.received} received after the last iteration: training is complete "
+                "(final checkpoint and evaluation included), nothing to resume"
+            )
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous.clear()
@@ -99,6 +105,7 @@ class PreemptionHook(HookBase):
         if not self._any_rank_received():
             return
         iteration = self.trainer.iter
+        logger.warning(f"{self.received or 'a signal on another rank'}: stopping after iteration {iteration}")
         path = self.checkpointer_hook.save_now(iteration) if comm.is_main_process() else "(saved by rank 0)"
         comm.synchronize()
         logger.warning(f"checkpoint of iteration {iteration} written to {path}")

@@ -19,7 +19,7 @@ from collections import OrderedDict
 import torch
 from detectron2.config import instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.engine import DefaultTrainer, TrainerBase, create_ddp_model, default_writers, hooks
+from detectron2.engine import DefaultTrainer, TrainerBase, create_ddp_model, hooks
 from detectron2.evaluation import DatasetEvaluators, inference_on_dataset
 from detectron2.solver import LRMultiplier
 from detectron2.utils import comm
@@ -34,6 +34,7 @@ from .compile import compile_heavy_parts
 from .ema import EMAHook, TrainableEMA
 from .preemption import PreemptionHook, RotatingCheckpointer
 from .train_step import MixedPrecisionTrainer, autocast, resolve_precision
+from .writers import build_writers
 
 logger = logging.getLogger("vltseg_d2")
 
@@ -121,7 +122,7 @@ class Trainer(DefaultTrainer):
 
     def build_writers(self):
         """Console (with ETA), ``metrics.json`` and TensorBoard."""
-        return default_writers(self.cfg.train.output_dir, self.max_iter)
+        return build_writers(self.cfg.train.output_dir, self.max_iter)
 
     def train(self):
         TrainerBase.train(self, self.start_iter, self.max_iter)
