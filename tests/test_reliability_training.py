@@ -109,6 +109,22 @@ def test_the_launcher_forwards_sigterm_to_its_workers_and_exits_for_requeue(synt
     stop_with_signal(out, proc, signal.SIGTERM, after_iteration=2)
 
 
+def test_ctrl_c_in_the_final_evaluation_stops_at_once_and_names_the_kept_weights(synthetic_root, tmp_path):
+    out, log = tmp_path / "run", tmp_path / "run.log"
+    slow_evaluation = ["model.test_mode=slide", "model.test_crop=[32,32]", "model.test_stride=[8,8]"]  # seconds
+    args = [f"train.output_dir={out}", "train.max_iter=2", "train.eval_period=0"] + slow_evaluation
+    proc = train_net(args + ["dataloader.test_datasets=[synthetic_source_val,synthetic_night_val]"] + FAST,
+                     synthetic_root, background=log)  # fmt: skip
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline and "Start inference" not in log.read_text():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=300) == 130, log.read_text()[-3000:]
+    final = out / "model_final.pth"
+    assert f"evaluate with --eval-only train.init_checkpoint={final}" in log.read_text() and final.exists()
+    assert not (out / "eval" / "model_final" / "cross_domain.json").exists()  # stopped before the table
+
+
 def test_the_handler_only_flags_the_signal_and_a_signal_after_the_last_step_is_reported(caplog):
     hook = PreemptionHook(checkpointer_hook=None, device=torch.device("cpu"))
     hook.trainer = SimpleNamespace(iter=20, max_iter=20)  # detectron2's loop ended normally
@@ -118,6 +134,24 @@ def test_the_handler_only_flags_the_signal_and_a_signal_after_the_last_step_is_r
         assert hook.received == "SIGTERM" and not caplog.records  # no I/O inside a signal handler
         hook.after_train()
     assert "SIGTERM received after the last iteration" in caplog.text and "nothing to resume" in caplog.text
+
+
+def test_after_the_last_iteration_ctrl_c_interrupts_and_sigterm_still_waits():
+    hook = PreemptionHook(checkpointer_hook=None, device=torch.device("cpu"))
+    hook.trainer = SimpleNamespace(iter=18, max_iter=20)
+    before = {sig: signal.getsignal(sig) for sig in PreemptionHook.SIGNALS}
+    hook.before_train()
+    try:
+        hook.after_step()  # iteration 18: both signals still stop after the iteration
+        assert all(signal.getsignal(sig) == hook._handler for sig in PreemptionHook.SIGNALS)
+        hook.trainer.iter = 19
+        hook.after_step()  # the last iteration: final checkpoint and evaluation follow
+        assert signal.getsignal(signal.SIGINT) is before[signal.SIGINT]  # Ctrl-C: KeyboardInterrupt at once
+        assert signal.getsignal(signal.SIGTERM) == hook._handler
+    finally:
+        hook.trainer.iter = 20
+        hook.after_train()
+    assert {sig: signal.getsignal(sig) for sig in PreemptionHook.SIGNALS} == before
 
 
 def test_the_console_printer_writes_twice_at_one_iteration_of_the_timer_warm_up(caplog):

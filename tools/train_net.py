@@ -17,7 +17,9 @@ Several machines: add --num-machines N --machine-rank R --dist-url tcp://HOST:PO
 tools/slurm_train.sh. On CPU, --num-gpus N runs N gloo processes.
 
 SIGTERM (SLURM preemption / time limit) or Ctrl-C: the current iteration finishes, a checkpoint
-of it is written, and the process exits with status 75; --resume continues from it.
+of it is written, and the process exits with status 75; --resume continues from it. After the
+last iteration, Ctrl-C stops the final evaluation at once (status 130, model_final.pth kept) and
+SIGTERM lets it finish.
 """
 
 import logging
@@ -92,6 +94,13 @@ def main(args):
         sys.exit(REQUEUE_EXIT_CODE)
     except FloatingPointError as e:  # NaN/inf: nothing broken was saved
         raise SystemExit(f"error: {e}") from None
+    except KeyboardInterrupt:  # Ctrl-C in the final checkpoint or evaluation (the hook handed it back)
+        if trainer.iter + 1 < trainer.max_iter:
+            raise
+        final = os.path.join(cfg.train.output_dir, "model_final.pth")
+        hint = f"; evaluate with --eval-only train.init_checkpoint={final}" if os.path.isfile(final) else ""
+        print(f"interrupted after the last iteration{hint}", file=sys.stderr)
+        sys.exit(130)  # 128 + SIGINT, as a shell reports Ctrl-C
     if comm.is_main_process():
         logger.info(f"Training finished; checkpoints and logs in {cfg.train.output_dir}")
     return results

@@ -64,6 +64,10 @@ class PreemptionHook(HookBase):
     Every rank must stop at the same iteration, so with several processes the flag is agreed on
     with one tiny all-reduce per iteration (a signal may reach the ranks a step apart).
     Repeated signals are ignored while the checkpoint is written.
+
+    Once the last iteration has run, Ctrl-C gets Python's own handler back, so it interrupts the
+    final checkpoint and evaluation at once; SIGTERM still lets them finish (SLURM's ``--signal``
+    comes minutes before the time limit) and is reported at the end.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -84,15 +88,18 @@ class PreemptionHook(HookBase):
             for sig in self.SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handler)
 
+    def _restore(self, *signals):
+        for sig in signals:
+            if sig in self._previous:
+                signal.signal(sig, self._previous.pop(sig))
+
     def after_train(self):
         if self.received and self.trainer.iter >= self.trainer.max_iter:  # after the last step's check
             logger.warning(
                 f"{self.received} received after the last iteration: training is complete "
                 "(final checkpoint and evaluation included), nothing to resume"
             )
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        self._previous.clear()
+        self._restore(*self.SIGNALS)
 
     def _any_rank_received(self) -> bool:
         if comm.get_world_size() == 1:
@@ -103,6 +110,8 @@ class PreemptionHook(HookBase):
 
     def after_step(self):
         if not self._any_rank_received():
+            if self.trainer.iter + 1 >= self.trainer.max_iter:  # the loop is over: Ctrl-C stops what follows
+                self._restore(signal.SIGINT)
             return
         iteration = self.trainer.iter
         logger.warning(f"{self.received or 'a signal on another rank'}: stopping after iteration {iteration}")
