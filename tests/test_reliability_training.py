@@ -23,13 +23,21 @@ COMMON = [
 ] + FAST
 
 
-def wait_for_iteration(out, proc, iteration, timeout=300):
+def wait_until(proc, reached, what, timeout=300):
+    """Poll ``reached()`` while the background run lives; fail with its log if it never holds."""
     deadline = time.time() + timeout
     while proc.poll() is None and time.time() < deadline:
-        if (out / "metrics.json").exists() and max(losses_by_iter(out), default=-1) >= iteration:
+        if reached():
             return
-        time.sleep(0.05)
-    raise AssertionError(f"training did not reach iteration {iteration}:\n{proc.log.read_text()[-3000:]}")
+        time.sleep(0.02)
+    raise AssertionError(f"training did not reach {what}:\n{proc.log.read_text()[-3000:]}")
+
+
+def wait_for_iteration(out, proc, iteration):
+    def reached():
+        return (out / "metrics.json").exists() and max(losses_by_iter(out), default=-1) >= iteration
+
+    wait_until(proc, reached, f"iteration {iteration}")
 
 
 def stop_with_signal(out, proc, sig, after_iteration=1):
@@ -115,9 +123,7 @@ def test_ctrl_c_in_the_final_evaluation_stops_at_once_and_names_the_kept_weights
     args = [f"train.output_dir={out}", "train.max_iter=2", "train.eval_period=0"] + slow_evaluation
     proc = train_net(args + ["dataloader.test_datasets=[synthetic_source_val,synthetic_night_val]"] + FAST,
                      synthetic_root, background=log)  # fmt: skip
-    deadline = time.time() + 300
-    while proc.poll() is None and time.time() < deadline and "Start inference" not in log.read_text():
-        time.sleep(0.02)
+    wait_until(proc, lambda: "Start inference" in log.read_text(), "the final evaluation")
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=300) == 130, log.read_text()[-3000:]
     final = out / "model_final.pth"
