@@ -3,13 +3,12 @@
 import json
 import logging
 import signal
-import time
 from types import SimpleNamespace
 
 import pytest
 import torch
 from detectron2.utils.events import EventStorage
-from test_train_net import FAST, losses_by_iter, train_net
+from test_train_net import FAST, losses_by_iter, train_net, wait_until
 
 from vltseg_d2.engine import REQUEUE_EXIT_CODE
 from vltseg_d2.engine.preemption import PreemptionHook
@@ -21,16 +20,6 @@ COMMON = [
     "train.eval_period=0",
     "dataloader.test_datasets=[synthetic_source_val]",
 ] + FAST
-
-
-def wait_until(proc, reached, what, timeout=300):
-    """Poll ``reached()`` while the background run lives; fail with its log if it never holds."""
-    deadline = time.time() + timeout
-    while proc.poll() is None and time.time() < deadline:
-        if reached():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"training did not reach {what}:\n{proc.log.read_text()[-3000:]}")
 
 
 def wait_for_iteration(out, proc, iteration):

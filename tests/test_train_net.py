@@ -37,6 +37,16 @@ def train_net(args, datasets, check=True, **kwargs):
     return result
 
 
+def wait_until(proc, reached, what, timeout=300):
+    """Poll ``reached()`` while the background run lives; fail with its log if it never holds."""
+    deadline = time.time() + timeout
+    while proc.poll() is None and time.time() < deadline:
+        if reached():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"training did not reach {what}:\n{proc.log.read_text()[-3000:]}")
+
+
 def losses_by_iter(output_dir):
     rows = [json.loads(line) for line in (output_dir / "metrics.json").read_text().splitlines() if "total_loss" in line]
     return {r["iteration"]: r["total_loss_unsmoothed"] for r in rows}
@@ -122,9 +132,7 @@ def test_resume_after_sigkill_repeats_the_uninterrupted_run(synthetic_root, tmp_
 
     out = tmp_path / "killed"
     proc = train_net([f"train.output_dir={out}"] + common, synthetic_root, background=tmp_path / "killed.log")
-    deadline = time.time() + 300
-    while not (out / "model_0000005.pth").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
+    wait_until(proc, (out / "model_0000005.pth").exists, "the checkpoint of iteration 5")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     last = (out / "last_checkpoint").read_text()
