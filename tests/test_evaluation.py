@@ -103,7 +103,7 @@ def _gather_worker(tmp_dir):
 
 
 def test_results_are_gathered_from_all_ranks(tmp_path):
-    from detectron2.engine import launch
+    from vltseg_d2.engine import launch
 
     launch(_gather_worker, 2, dist_url="auto", args=(str(tmp_path),))
     res = json.loads((tmp_path / "result.json").read_text())

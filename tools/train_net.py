@@ -30,7 +30,7 @@ import sys
 
 import torch
 from detectron2.config import LazyConfig
-from detectron2.engine import create_ddp_model, default_argument_parser, default_setup, launch
+from detectron2.engine import create_ddp_model, default_argument_parser, default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
@@ -42,6 +42,7 @@ from vltseg_d2.engine import (
     TrainingInterrupted,
     eval_output_dir,
     evaluation_dataset_names,
+    launch,
     resolve_device,
 )
 
@@ -126,7 +127,8 @@ def _forward_to_workers(signum, frame):
 
 
 def launch_with_requeue(args):
-    """detectron2's ``launch``; a worker's requeue exit status becomes this process's."""
+    """``launch`` (detectron2's, releasing each worker's process group); a worker's requeue exit
+    status becomes this process's."""
     torch.multiprocessing.set_sharing_strategy("file_system")
     if args.num_gpus * args.num_machines > 1:
         for sig in (signal.SIGTERM, signal.SIGINT):

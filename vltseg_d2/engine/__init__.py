@@ -1,3 +1,4 @@
+from .launcher import launch  # noqa: F401
 from .optimizer import param_groups  # noqa: F401
 from .predictor import Predictor  # noqa: F401
 from .preemption import REQUEUE_EXIT_CODE, TrainingInterrupted  # noqa: F401
