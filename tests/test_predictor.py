@@ -1,9 +1,9 @@
 """The importable Predictor: detectron2's DefaultPredictor contract."""
 
+import cv2
 import numpy as np
 import torch
 from detectron2.config import LazyConfig, instantiate
-from detectron2.data import transforms as T
 
 from vltseg_d2.engine import Predictor
 
@@ -36,7 +36,7 @@ def test_the_datasets_evaluation_resize_protocol_is_applied(tmp_path):
     rgb = np.random.default_rng(1).integers(0, 255, (64, 128, 3), dtype=np.uint8)
     protocol = Predictor(cfg, weights, input_format="RGB", dataset="synthetic_fog_val")
     model = protocol.model
-    small = T.ResizeShortestEdge(32, max_size=64).get_transform(rgb).apply_image(rgb)  # detectron2's resize
+    small = cv2.resize(rgb, (64, 32), interpolation=cv2.INTER_LINEAR)  # mmseg's test resize: OpenCV bilinear
     assert small.shape == (32, 64, 3)
     expected = model([{"image": torch.as_tensor(small.transpose(2, 0, 1).copy()), "height": 64, "width": 128}])[0][
         "sem_seg"

@@ -13,6 +13,7 @@ from PIL import Image
 from .crop import CategoryAreaCrop
 from .datasets.classes import IGNORE_LABEL
 from .decoded_cache import DecodedCache
+from .resize import KeepRatioResize, RandomShortEdgeResize
 from .transforms import PhotometricDistortion
 
 logger = logging.getLogger(__name__)
@@ -48,13 +49,15 @@ class SemSegDatasetMapper:
     """Reads one dataset record and applies ``augmentations`` (detectron2 ``Augmentation`` objects).
 
     Args:
-        augmentations: e.g. ``[ResizeShortestEdge, CategoryAreaCrop, RandomFlip,
-            PhotometricDistortion]`` for training, ``[ResizeShortestEdge(short, max_size)]`` or ``[]``
-            for testing.
+        augmentations: e.g. ``[RandomShortEdgeResize, CategoryAreaCrop, RandomFlip,
+            PhotometricDistortion]`` for training (:func:`train_augmentations`),
+            ``[KeepRatioResize(short, max_size)]`` or ``[]`` for testing.
         is_train: training records carry ``sem_seg`` and ``instances``; test records carry the
             original ``height``/``width`` so predictions are returned at the label's size.
-        pad_to: (h, w) a training sample is padded to (image with 0, label with ``ignore_label``),
-            normally the crop size, so every sample in a batch has the same shape.
+        pad_to: (h, w) a training label is padded to with ``ignore_label``, normally the crop size.
+            The image keeps its size: the model pads it to its label's size after normalising, with
+            0 (the mean colour), as mmseg's ``SegDataPreProcessor(size=crop, pad_val=0)`` does;
+            padding the uint8 image with 0 here would show the model black (-2.1 after normalising).
         num_classes: labels with other values than 0..num_classes-1 and ``ignore_label`` are
             skipped with a warning naming the file and the values (they would otherwise index past
             the classifier or train silently as "no object").
@@ -117,7 +120,7 @@ class SemSegDatasetMapper:
         self.augmentations(aug_input)
         image, sem_seg = aug_input.image, aug_input.sem_seg
         if self.is_train and self.pad_to:
-            image, sem_seg = self._pad(image, sem_seg)
+            sem_seg = self._pad_label(sem_seg)
         record["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
         if sem_seg is not None:
             record["sem_seg"] = torch.as_tensor(sem_seg.astype(np.int64))
@@ -128,25 +131,24 @@ class SemSegDatasetMapper:
         image = utils.read_image(record["file_name"], format=self.image_format)
         return image, read_label(record["sem_seg_file_name"]) if self.is_train else None
 
-    def _pad(self, image, sem_seg):
-        ph, pw = max(self.pad_to[0] - image.shape[0], 0), max(self.pad_to[1] - image.shape[1], 0)
+    def _pad_label(self, sem_seg):
+        ph, pw = max(self.pad_to[0] - sem_seg.shape[0], 0), max(self.pad_to[1] - sem_seg.shape[1], 0)
         if ph or pw:
-            image = np.pad(image, ((0, ph), (0, pw), (0, 0)), constant_values=0)
             sem_seg = np.pad(sem_seg, ((0, ph), (0, pw)), constant_values=self.ignore_label)
-        return image, sem_seg
+        return sem_seg
 
 
 def train_augmentations(
     crop_size, short_edges: List[int], max_size: int, cat_max_ratio=0.75, ignore_label=IGNORE_LABEL, photometric=True
 ):
-    """The reference recipes' training pipeline."""
-    # plain Python values, not the config's ListConfig: np.random.choice probes a ListConfig for array
-    # attributes on every draw, and each probe raises and formats an exception inside omegaconf
-    short_edges = short_edges if isinstance(short_edges, int) else [int(s) for s in short_edges]
+    """The reference recipes' training pipeline, draw for draw as mmsegmentation runs it:
+    ``RandomChoiceResize(ResizeShortestEdge)``, ``RandomCrop(cat_max_ratio)``, ``RandomFlip(0.5)``
+    (detectron2's flip draws ``uniform() < 0.5``, the same number mmcv's ``choice`` compares) and
+    ``PhotoMetricDistortion``."""
     augs = [
-        T.ResizeShortestEdge(short_edges, max_size=max_size, sample_style="choice"),
-        CategoryAreaCrop("absolute", tuple(crop_size), cat_max_ratio, ignore_label),
-        T.RandomFlip(horizontal=True),
+        RandomShortEdgeResize(short_edges, max_size),
+        CategoryAreaCrop(crop_size, cat_max_ratio, ignore_label),
+        T.RandomFlip(prob=0.5, horizontal=True),
     ]
     if photometric:
         augs.append(PhotometricDistortion())
@@ -154,7 +156,8 @@ def train_augmentations(
 
 
 def inference_augmentations(short_edge: Optional[int] = None, max_size: Optional[int] = None):
-    """Aspect-preserving resize to fit (long <= max_size, short <= short_edge); none if unset."""
+    """mmseg's test ``Resize(scale=(max_size, short_edge), keep_ratio=True)`` (OpenCV bilinear):
+    aspect kept, long <= max_size and short <= short_edge, up or down; none if unset."""
     if short_edge is None:
         return []
-    return [T.ResizeShortestEdge(short_edge, max_size=max_size or 100000, sample_style="choice")]
+    return [KeepRatioResize(short_edge, max_size or 100000)]

@@ -1,7 +1,8 @@
 """The MaskFormer meta-architecture for semantic segmentation (detectron2 input/output format).
 
 Input: a list of records with ``image`` (3 x H x W, uint8 RGB) and, for training, ``instances``
-(one binary mask per present class); ``height``/``width`` give the size predictions are returned at.
+(one binary mask per present class, at the label's padded size, which the normalised image is
+padded to with 0); ``height``/``width`` give the size predictions are returned at.
 Output: training -> dict of losses; inference -> ``[{"sem_seg": K x height x width scores}]``.
 """
 
@@ -90,6 +91,13 @@ class MaskFormer(nn.Module):
             constraints["size_divisibility"] = math.lcm(divisor, self.size_bucket)
         return ImageList.from_tensors(images, self.size_divisibility, padding_constraints=constraints or None)
 
+    @staticmethod
+    def _pad_to_label(image: torch.Tensor, instances) -> torch.Tensor:
+        """A normalised training image padded with 0 (the mean colour) to its label's size (the
+        mapper's ``pad_to``, the crop), as mmseg's ``SegDataPreProcessor`` pads after normalising."""
+        (h, w), (ih, iw) = instances.image_size, image.shape[-2:]
+        return F.pad(image, (0, max(w - iw, 0), 0, max(h - ih, 0))) if (h, w) != (ih, iw) else image
+
     def _head_outputs(self, images: torch.Tensor):
         queries = self.backbone.rein.queries() if self.rein_linked else None
         return self.sem_seg_head(self.backbone(images), queries)
@@ -97,7 +105,7 @@ class MaskFormer(nn.Module):
     def forward(self, batched_inputs):
         if not self.training:
             return self.inference(batched_inputs)
-        images = self._pad([self._normalize(x["image"]) for x in batched_inputs])
+        images = self._pad([self._pad_to_label(self._normalize(x["image"]), x["instances"]) for x in batched_inputs])
         outputs = self._head_outputs(images.tensor)
         targets = self._targets([x["instances"] for x in batched_inputs], images.tensor.shape[-2:])
         with torch.autocast(self.device.type, enabled=False):  # matching costs and losses in float32
