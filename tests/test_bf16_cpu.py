@@ -12,10 +12,15 @@ CPU = torch.device("cpu")
 
 def test_the_cpu_runs_bf16_only_when_asked():
     assert resolve_precision(True, "auto", CPU) is None  # float32 unless measured faster
+    assert (
+        resolve_precision(True, "fp32", CPU) is None and resolve_precision(True, "fp32", torch.device("cuda")) is None
+    )
     assert resolve_precision(True, "bf16", CPU) is torch.bfloat16
     assert resolve_precision(False, "bf16", CPU) is None
     with pytest.raises(ValueError, match="use bf16"):
         resolve_precision(True, "fp16", CPU)
+    with pytest.raises(ValueError, match="choose fp32, bf16, fp16 or auto"):
+        resolve_precision(True, "float16", CPU)
 
 
 def test_a_bf16_step_keeps_losses_and_scores_in_float32():

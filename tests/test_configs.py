@@ -47,6 +47,8 @@ def test_config_instantiates(path):
         no_qkv_bias = 16 * 3072 if "dinov3" in name else 0  # timm's DINOv3-L has no qkv bias
         assert trainable - count_parameters(model.sem_seg_head)[1] == 4_866_048 - no_qkv_bias
         assert cfg.model.backbone.freeze and not cfg.model.sem_seg_head.predictor.rein_linked
+    if name.startswith(("rein_", "vltseg_", "soma_")):  # float32, as the references train (plain OptimWrapper)
+        assert cfg.train.amp.precision == "fp32"
     if name.startswith(("rein_", "vltseg_", "soma_")):  # the reference configs' ImageNet statistics, EVA02 included
         assert list(cfg.model.pixel_mean) == [123.675, 116.28, 103.53]
         assert list(cfg.model.pixel_std) == [58.395, 57.12, 57.375]

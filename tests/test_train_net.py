@@ -156,3 +156,11 @@ def test_misspelled_override_fails_before_training(synthetic_root, tmp_path):
 def test_eval_only_without_weights_is_a_clear_error(synthetic_root, tmp_path):
     result = train_net(["--eval-only", f"train.output_dir={tmp_path}"], synthetic_root, check=False)
     assert result.returncode != 0 and "train.init_checkpoint" in result.stderr
+
+
+def test_a_batch_that_cannot_be_split_names_the_ways_out(synthetic_root, tmp_path):
+    result = train_net(["--num-gpus", "3", f"train.output_dir={tmp_path}"], synthetic_root, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "total_batch_size=4 is not divisible by the 3 processes: run on 1, 2, 4 process(es)" in result.stderr
+    assert "total_batch_size=6 and optimizer.lr=0.0015" in result.stderr  # the demo's lr 1e-3 x 6/4
+    assert not (tmp_path / "metrics.json").exists()

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Train on a SLURM cluster: one task per node, each launching one process per GPU.
 #
-#   sbatch --nodes=2 --ntasks-per-node=1 --gres=gpu:8 --cpus-per-task=64 --time=24:00:00 \
+#   sbatch --nodes=1 --ntasks-per-node=1 --gres=gpu:4 --cpus-per-task=32 --time=24:00:00 \
 #       --requeue --signal=TERM@300 \
 #       tools/slurm_train.sh configs/rein/rein_dinov2_l_citys2acdc_1024_bs8_40k.py train.output_dir=output/acdc
+#
+# nodes x GPUs per node must divide the recipe's total batch (here 8, trained by Rein as 4 x 2).
 #
 # --signal=TERM@300 has SLURM send SIGTERM 5 minutes before the time limit (preemption sends it
 # too): train_net.py finishes the iteration, writes a checkpoint and exits with status 75, and this

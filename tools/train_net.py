@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Train or evaluate a vltseg_d2 model (detectron2's command line, LazyConfig configs).
 
-Train (8 GPUs), overriding config values with trailing key=value pairs:
+Train, overriding config values with trailing key=value pairs (--num-gpus must divide the
+recipe's dataloader.train.total_batch_size: Rein's GTA recipe is 1 GPU x 4, its Cityscapes one 4 x 2):
     python tools/train_net.py --config-file configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py \\
-        --num-gpus 8 train.max_iter=1000 optimizer.lr=5e-5
+        --num-gpus 1 train.max_iter=1000 optimizer.lr=5e-5
 
 Resume after a crash (continues from the last checkpoint in train.output_dir):
     python tools/train_net.py --config-file ... --resume
@@ -36,6 +37,7 @@ from detectron2.utils.logger import setup_logger
 
 from vltseg_d2.checkpoint import CheckpointError, load_weights
 from vltseg_d2.config import ConfigError, OverrideError, apply_overrides
+from vltseg_d2.data.loader import check_batch_split
 from vltseg_d2.engine import (
     REQUEUE_EXIT_CODE,
     Trainer,
@@ -111,9 +113,13 @@ def parse_args(argv=None):
     parser = default_argument_parser(epilog=__doc__)
     parser.add_argument("--per-class", action="store_true", help="print per-class IoU in the cross-domain table")
     args = parser.parse_args(argv)
-    try:  # refuse misspelled override keys before spawning any process
-        apply_overrides(LazyConfig.load(args.config_file), args.opts)
-    except OverrideError as e:
+    try:  # refuse misspelled override keys and a batch that cannot be split before spawning any process
+        cfg = apply_overrides(LazyConfig.load(args.config_file), args.opts)
+        if not args.eval_only:
+            check_batch_split(
+                cfg.dataloader.train.total_batch_size, args.num_gpus * args.num_machines, cfg.optimizer.get("lr")
+            )
+    except (OverrideError, ConfigError) as e:
         parser.error(str(e))
     except FileNotFoundError as e:
         parser.error(f"config file: {e}")

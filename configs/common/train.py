@@ -7,9 +7,10 @@ train = dict(
     max_iter="???",
     device="auto",  # "auto": cuda if available, else cpu
     seed=0,  # seeds every iteration (seed + iteration), so a resumed run repeats an uninterrupted one
-    # "auto": bf16 where the GPU supports it, else fp16; float32 on the CPU, where "bf16" is a choice
-    # (1.5-1.7x for the ViT-L recipes on a CPU with AVX512-BF16, slower for the tiny demo model)
-    amp=dict(enabled=True, precision="auto"),
+    # "fp32": the reference recipes train in float32 (Rein, SoMA, VLTSeg re-implementation: mmengine's
+    # plain OptimWrapper). "bf16" (GPU or CPU; 1.5-1.7x for the ViT-L recipes on a CPU with AVX512-BF16,
+    # its effect on accuracy in docs/fidelity.md), "fp16" (GPU), "auto" (bf16 where the GPU supports it)
+    amp=dict(enabled=True, precision="fp32"),
     clip_grad=dict(enabled=False, max_norm=0.01, norm_type=2.0),
     ema=dict(enabled=False, decay=0.9999, start_iter=0),  # average of the trained weights, used for evaluation
     # torch.compile of backbone and head. dynamic=False (static shapes): inductor's dynamic-shape compile

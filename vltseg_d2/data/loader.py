@@ -18,6 +18,7 @@ from detectron2.data import DatasetFromList
 from detectron2.utils import comm
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from ..config import ConfigError
 from ..utils.seeding import seed_torch
 from .sources import SampleSchedule
 
@@ -50,6 +51,21 @@ class _BatchStream(IterableDataset):
             yield [self._sample(first + t) for t in range(self.batch_size)]
 
 
+def check_batch_split(total_batch_size: int, world: int, lr: Optional[float] = None):
+    """A ConfigError naming the ways out when ``total_batch_size`` images cannot be split evenly
+    over ``world`` processes (each rank loads ``total_batch_size / world``)."""
+    if total_batch_size % world == 0:
+        return
+    fits = [n for n in range(1, total_batch_size + 1) if total_batch_size % n == 0]
+    larger = -(-total_batch_size // world) * world  # the next multiple of the process count
+    lr_hint = f" and optimizer.lr={lr * larger / total_batch_size:g} (lr scaled with the batch)" if lr else ""
+    raise ConfigError(
+        f"dataloader.train.total_batch_size={total_batch_size} is not divisible by the {world} processes: "
+        f"run on {', '.join(map(str, fits))} process(es) (--num-gpus x --num-machines), or change the recipe "
+        f"with dataloader.train.total_batch_size={larger}{lr_hint}, which is no longer the published recipe"
+    )
+
+
 class ResumableTrainLoader:
     """Iterable of batches (lists of mapped records) for one rank.
 
@@ -66,8 +82,7 @@ class ResumableTrainLoader:
     def __init__(self, dataset, mapper, total_batch_size: int, num_workers: int = 2, seed: int = 0,
                  ratios: Optional[Sequence[float]] = None):  # fmt: skip
         world = comm.get_world_size()
-        if total_batch_size % world:
-            raise ValueError(f"total_batch_size {total_batch_size} is not divisible by the {world} processes")
+        check_batch_split(total_batch_size, world)
         multi = len(dataset) > 0 and isinstance(dataset[0], (list, tuple))
         sources = list(dataset) if multi else [dataset]
         ratios = list(ratios) if ratios is not None else [1.0] * len(sources)

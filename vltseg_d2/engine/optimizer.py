@@ -1,8 +1,11 @@
 """AdamW parameter groups of the recipes.
 
 - frozen parameters are left out;
-- no weight decay on normalisation layers, position/level/query embeddings, class/register
-  tokens, Rein tokens and Rein's scale;
+- no weight decay on normalisation layers, position embeddings, the decoder's level and query
+  embeddings, class/register tokens, Rein tokens and Rein's scale. The pixel decoder's level
+  embedding decays: the reference configs' custom key ``level_embed`` names mmdetection's decoder
+  tensor (``decode_head.level_embed``), while its pixel decoder calls its own ``level_encoding``
+  (checked tensor by tensor against Rein's optimizer constructor, tools/compare_with_mmseg.py);
 - the ViT's own weights get ``lr * backbone_lr_mult`` (VLTSeg: 0.1); Rein is not a backbone
   weight for this purpose;
 - optional layer-wise lr decay over the ViT blocks (detectron2's ViTDet rule).
@@ -18,7 +21,7 @@ NO_DECAY_KEYWORDS = (
     "pos_embed",
     "cls_token",
     "reg_token",
-    "level_embed",
+    "predictor.level_embed",
     "query_embed",
     "query_feat",
     "learnable_tokens",

@@ -17,19 +17,22 @@ from ..utils.seeding import seed_torch
 def resolve_precision(enabled: bool, precision: str, device: torch.device) -> Optional[torch.dtype]:
     """The autocast dtype, or None for float32.
 
-    CUDA: ``"auto"`` is bf16 where the GPU supports it, else fp16. CPU: ``"bf16"`` runs bf16
-    autocast (native on CPUs with AVX512-BF16 or AMX); ``"auto"`` stays float32, because whether
-    bf16 is faster depends on the CPU and the model (measure with tools/benchmark.py); fp16 is
-    refused (CPU fp16 kernels are slow and it needs a grad scaler).
+    ``"fp32"`` (every recipe's default: Rein, SoMA and the VLTSeg re-implementation train in float32
+    with mmengine's plain ``OptimWrapper``) and ``enabled=False`` are float32. ``"bf16"`` runs bf16
+    autocast on GPUs and on CPUs (native with AVX512-BF16 or AMX); ``"fp16"`` is for GPUs (with a
+    grad scaler). ``"auto"``: bf16 where the GPU supports it, else fp16; float32 on the CPU, because
+    whether bf16 is faster there depends on the CPU and the model (measure with tools/benchmark.py).
     """
-    if not enabled:
+    if precision not in ("fp32", "bf16", "fp16", "auto"):
+        raise ValueError(f"train.amp.precision={precision!r}: choose fp32, bf16, fp16 or auto")
+    if not enabled or precision == "fp32":
         return None
     if device.type == "cuda":
         if precision == "auto":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     if precision == "fp16":
-        raise ValueError("train.amp.precision=fp16 is for GPUs; on the CPU use bf16 (or auto for float32)")
+        raise ValueError("train.amp.precision=fp16 is for GPUs; on the CPU use bf16 (or fp32)")
     return torch.bfloat16 if precision == "bf16" else None
 
 

@@ -151,7 +151,13 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_lr_scheduler(cls, cfg, optimizer):
-        return LRMultiplier(optimizer, multiplier=instantiate(cfg.lr_multiplier), max_iter=cfg.train.max_iter)
+        multiplier = instantiate(cfg.lr_multiplier)
+        if getattr(multiplier, "max_iter", cfg.train.max_iter) != cfg.train.max_iter:
+            raise ConfigError(
+                f"lr_multiplier.max_iter={multiplier.max_iter} but train.max_iter={cfg.train.max_iter}: "
+                'leave lr_multiplier.max_iter="${train.max_iter}"'
+            )
+        return LRMultiplier(optimizer, multiplier=multiplier, max_iter=cfg.train.max_iter)
 
     @classmethod
     def build_train_loader(cls, cfg):

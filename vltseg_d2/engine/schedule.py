@@ -1,0 +1,46 @@
+"""The reference recipes' learning-rate schedule as a detectron2 lr multiplier.
+
+mmengine's ``LinearLR(start_factor, begin=0, end=W)`` followed by ``PolyLR(power, eta_min=0,
+begin=W, end=N)`` (Rein, SoMA and tqdm configs), which each run over ``end - begin - 1`` steps
+(their ``total_iters``). At iteration ``i`` (0-based; the lr the optimizer uses for that step):
+
+    i <  W:  start + (1 - start) * i / (W - 1)
+    i >= W:  (1 - min(i - W, N - W - 1) / (N - W - 1)) ** power
+
+so the warm-up reaches 1.0 at iteration W - 1 and the poly curve reaches 0 at the last iteration
+N - 1. detectron2's ``WarmupParamScheduler`` + ``PolynomialDecayParamScheduler`` divide by N
+instead (and blend the warm-up into the decay), up to 1e-4 x the base lr away from these values.
+"""
+
+from fvcore.common.param_scheduler import ParamScheduler
+
+
+class PolyWithLinearWarmup(ParamScheduler):
+    """Args:
+    max_iter: N, the training length (the configs interpolate ``${train.max_iter}``).
+    power: the poly exponent (0.9 in every recipe).
+    warmup_length: W as a fraction of ``max_iter`` (0.25 = 10k of 40k), rounded to an iteration.
+    warmup_factor: the warm-up's start factor (mmengine's ``start_factor``, 1e-6 in Rein).
+    """
+
+    def __init__(self, max_iter: int, power: float = 0.9, warmup_length: float = 0.0, warmup_factor: float = 1e-6):
+        self.max_iter, self.power = int(max_iter), float(power)
+        self.warmup_iters = int(round(warmup_length * self.max_iter))
+        self.warmup_factor = float(warmup_factor)
+        if not 0 <= self.warmup_iters <= self.max_iter - 2:
+            raise ValueError(
+                f"lr_multiplier.warmup_length={warmup_length} gives {self.warmup_iters} warm-up iterations of "
+                f"{self.max_iter}: leave at least 2 for the poly decay"
+            )
+
+    def at_iteration(self, i: int) -> float:
+        if i < self.warmup_iters:
+            if self.warmup_iters == 1:
+                return self.warmup_factor
+            return self.warmup_factor + (1.0 - self.warmup_factor) * i / (self.warmup_iters - 1)
+        total = self.max_iter - self.warmup_iters - 1
+        return (1.0 - min(i - self.warmup_iters, total) / total) ** self.power
+
+    def __call__(self, where: float) -> float:
+        # detectron2's LRMultiplier asks at where = iteration / max_iter
+        return self.at_iteration(int(round(where * self.max_iter)))
