@@ -101,8 +101,8 @@ def test_rein_converter_maps_every_released_key_onto_the_full_size_model():
 
 
 def test_rein_converter_rejects_unknown_keys():
-    with pytest.raises(UnmappedKeyError, match="decode_head.query_embed.weight"):
-        convert_rein_state_dict({"decode_head.query_embed.weight": torch.zeros(100, 256)})
+    with pytest.raises(UnmappedKeyError, match="decode_head.query_pos.weight"):
+        convert_rein_state_dict({"decode_head.query_pos.weight": torch.zeros(100, 256)})
 
 
 def test_converter_cli_names_an_unmapped_key_and_writes_nothing(tmp_path):

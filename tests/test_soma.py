@@ -21,10 +21,10 @@ def _pretrained_file(tmp_path):
     return str(tmp_path / "dinov2.pth")
 
 
-def _backbone(path, soma=True):
+def _backbone(path, soma=True, init="paper"):
     bb = ViTBackbone("vit_small_patch14_dinov2", model_kwargs=TINY, img_size=64, patch_size=16, out_indices=(1, 3),
                      out_strides=(8, 16), freeze=True, pretrained=path,
-                     soma=SoMA(rank=4, alpha=4, start_block=2) if soma else None)  # fmt: skip
+                     soma=SoMA(rank=4, alpha=4, start_block=2, init=init) if soma else None)  # fmt: skip
     bb.load_pretrained()
     return bb.eval()
 
@@ -54,13 +54,46 @@ def test_the_adapters_hold_the_minor_singular_components_of_each_block(tmp_path)
     assert not isinstance(_backbone(path).vit.blocks[1].attn.qkv, SoMALinear)  # before start_block
 
 
+def test_released_init_keeps_the_pretrained_weight_and_adapts_a_random_matrix(tmp_path):
+    """SoMA's released code: SVD of PyTorch's default Linear init (uniform in +-1/sqrt(fan_in)),
+    drawn per q, k, v / proj / fc1 / fc2; the pretrained weight stays whole."""
+    path = _pretrained_file(tmp_path)
+    pretrained = _backbone(path, soma=False).vit
+    bb = _backbone(path, init="released")
+    torch.manual_seed(5)
+    bb.soma.initialize(bb.vit)  # again, from a known seed (the weight is kept, so nothing accumulates)
+    torch.manual_seed(5)  # the same draws, in the same order: layers as vit.modules() lists them, q before k before v
+    for name, layer in bb.vit.named_modules():
+        if not isinstance(layer, SoMALinear):
+            continue
+        original = pretrained.get_submodule(name).weight.detach()
+        torch.testing.assert_close(layer.weight.detach(), original, rtol=0, atol=0)  # nothing subtracted
+        for g, block in enumerate(original.chunk(layer.groups)):
+            bound = 1 / block.shape[1] ** 0.5
+            random = torch.empty_like(block).uniform_(-bound, bound)
+            u, s, vh = torch.linalg.svd(random, full_matrices=False)
+            minor = u[:, -4:] @ torch.diag(s[-4:]) @ vh[-4:]  # s B A = U_r S_r V_r^T
+            torch.testing.assert_close(layer.scaling * layer.lora_B[g] @ layer.lora_A[g], minor, rtol=1e-4, atol=1e-6)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        plain, adapted = pretrained.eval()(x), bb.vit(x)
+        # not the pretrained model, but close: a random square matrix's smallest singular values are small
+        assert 0 < (plain - adapted).abs().max() < 1e-3
+        qkv = bb.vit.blocks[2].attn.qkv
+        expected = qkv.weight + qkv.delta()
+        bb.merge_adapters()
+    torch.testing.assert_close(bb.vit.blocks[2].attn.qkv.weight, expected)  # merged: W_pretrained + s B A
+    with pytest.raises(ValueError, match="choose 'paper' or 'released'"):
+        SoMA(init="svd")
+
+
 @pytest.mark.parametrize("name", ["vit_small_patch14_dinov2", "vit_large_patch16_dinov3"])
 def test_merged_equals_unmerged_after_training(tmp_path, name):
     if name.endswith("dinov3"):  # timm's Eva host: the adapters must be used there too
         torch.manual_seed(0)
         bb = ViTBackbone(name, model_kwargs=TINY, img_size=64, patch_size=16, out_indices=(1, 3), out_strides=(8, 16),
                          freeze=True, soma=SoMA(rank=4, alpha=4, start_block=2)).eval()  # fmt: skip
-        SoMA.initialize(bb.vit)
+        bb.soma.initialize(bb.vit)
     else:
         bb = _backbone(_pretrained_file(tmp_path))
     with torch.no_grad():

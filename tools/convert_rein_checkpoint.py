@@ -24,23 +24,13 @@ import argparse
 import logging
 import sys
 
-import torch
-from detectron2.config import LazyConfig, instantiate
-
 from vltseg_d2.checkpoint import UnmappedKeyError, convert_rein_state_dict, save_atomic
 from vltseg_d2.checkpoint.rein_mmseg import is_backbone_weight
+from vltseg_d2.config.cli import meta_vit
 from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
 from vltseg_d2.utils.safe_load import CheckpointReadError, load_state_dict
 
 DEFAULT_CONFIG = "configs/rein/rein_dinov2_l_gta2cbm_512_released.py"
-
-
-def meta_vit(config_file: str):
-    """The config's timm ViT on the meta device: key names and shapes, no memory, no file read."""
-    cfg = LazyConfig.load(config_file).model.backbone
-    cfg.pretrained = None
-    with torch.device("meta"):
-        return instantiate(cfg).vit
 
 
 def main(argv=None):

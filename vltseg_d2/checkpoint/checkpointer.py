@@ -56,6 +56,17 @@ def _frozen_vit_keys(backbone) -> set:
     return {VIT_PREFIX + k for k in backbone.vit.state_dict() if k not in trained}
 
 
+def _check_soma_init(backbone, recorded):
+    """SoMA's two initialisations leave different frozen weights (``W - s B A`` or ``W``): adapters
+    trained with one are wrong on the other."""
+    soma = getattr(backbone, "soma", None)
+    if recorded and soma is not None and recorded != soma.init:
+        raise CheckpointMismatchError(
+            f"its SoMA adapters were trained with model.backbone.soma.init={recorded}, the config builds "
+            f"init={soma.init} (other frozen weights): add model.backbone.soma.init={recorded}"
+        )
+
+
 class SafeCheckpointer(DetectionCheckpointer):
     """Args (beyond DetectionCheckpointer's):
     strict: refuse a checkpoint whose model weights do not all fit (missing, unexpected or
@@ -103,6 +114,7 @@ class SafeCheckpointer(DetectionCheckpointer):
         backbone = _vit_backbone(self.model)
         frozen = _frozen_vit_keys(backbone) if backbone is not None else set()
         from_source = bool(frozen) and not frozen <= state.keys()
+        _check_soma_init(backbone, checkpoint.get("soma_init"))
         if from_source:
             self._frozen_weights_for(backbone, checkpoint.get("frozen_backbone"))
         if self.strict and not checkpoint.get("matching_heuristics", False):  # name matching: no key check
@@ -160,6 +172,8 @@ class SafeCheckpointer(DetectionCheckpointer):
         model_state = self.model.state_dict()
         backbone = _vit_backbone(self.model)
         data = {}
+        if getattr(backbone, "soma", None) is not None:  # the frozen weights depend on it
+            data["soma_init"] = backbone.soma.init
         if _compact(backbone):
             frozen = _frozen_vit_keys(backbone)
             model_state = {k: v for k, v in model_state.items() if k not in frozen}

@@ -95,6 +95,9 @@ _RULES = [
     (r"decode_head\.mask_embed\.2\.(weight|bias)", HEAD + r"predictor.mask_embed.layers.1.\1"),
     (r"decode_head\.mask_embed\.4\.(weight|bias)", HEAD + r"predictor.mask_embed.layers.2.\1"),
     (r"decode_head\.querys2feat\.(weight|bias)", HEAD + r"predictor.querys2feat.\1"),
+    # the plain mmdetection head (SoMA's) learns its queries instead of Rein's querys2feat
+    (r"decode_head\.query_embed\.weight", HEAD + "predictor.query_embed.weight"),
+    (r"decode_head\.query_feat\.weight", HEAD + "predictor.query_feat.weight"),
 ]
 _COMPILED = [(re.compile(p), r) for p, r in _RULES]
 

@@ -17,3 +17,15 @@ def load_config_for_tool(parser, config_file: str, overrides):
         parser.error(str(e))
     except FileNotFoundError as e:
         parser.error(f"config file: {e}")
+
+
+def meta_vit(config_file: str):
+    """The config's timm ViT on the meta device: key names and shapes, no memory, no file read
+    (what converters need to fit a file's backbone to the config's patch size and grid)."""
+    import torch
+    from detectron2.config import instantiate
+
+    cfg = LazyConfig.load(config_file).model.backbone
+    cfg.pretrained = None
+    with torch.device("meta"):
+        return instantiate(cfg).vit

@@ -6,15 +6,25 @@ Conventions, as the reference implementation (``rein/peft/sora.py`` and its conf
   q, k and v projections, its output projection, and the MLP's fc1 and fc2. The reference splits
   q/k/v into three Linear layers, so each gets its own decomposition; on timm's fused ``qkv`` the
   three row blocks are decomposed separately here (``groups=3``).
-- Initialisation: ``W = U diag(S) V^T`` (full SVD, float32); the ``rank`` smallest singular
-  values give ``A = diag(sqrt(S_r / s)) V_r^T`` and ``B = U_r diag(sqrt(S_r / s))`` with
-  ``s = alpha / rank`` (1 in the recipe: alpha = rank = 16), and the frozen weight becomes
-  ``W - s B A``, so the initial layer computes exactly what the pretrained one did.
+- Initialisation, two conventions (``SoMA(init=...)``):
+
+  - ``"paper"``: ``W = U diag(S) V^T`` of the pretrained weight (full SVD, float32); the ``rank``
+    smallest singular values give ``A = diag(sqrt(S_r / s)) V_r^T`` and
+    ``B = U_r diag(sqrt(S_r / s))`` with ``s = alpha / rank`` (1 in the recipe: alpha = rank = 16),
+    and the frozen weight becomes ``W - s B A``, so the initial layer computes exactly what the
+    pretrained one did.
+  - ``"released"``: what SoMA's released code does and what its published numbers and released
+    checkpoints come from. Its segmentor wraps the backbone at construction, before mmengine loads
+    the pretrained file, so the SVD runs on the randomly initialised weights (PyTorch's default
+    ``nn.Linear`` init, ``kaiming_uniform_(a=sqrt(5))``, per q, k, v, proj, fc1 and fc2); loading
+    the checkpoint then overwrites the residual with the full pretrained weight. The layer starts
+    as ``W_pretrained + s B A`` with A, B the minor components of a random matrix of that shape.
 - Forward: ``W x + b + s B (A x)``. Trained: A, B and the biases of the adapted layers (the
   reference's ``bias="all"`` default); every other ViT weight stays frozen.
 - Merging for inference: ``W <- W + s B A``, after which the layer is a plain ``nn.Linear``.
 """
 
+import math
 import re
 from typing import Sequence
 
@@ -39,16 +49,20 @@ class SoMALinear(nn.Module):
         self.lora_B = nn.Parameter(torch.zeros(groups, out, rank, **factory))
 
     @torch.no_grad()
-    def initialize(self):
-        """Move the ``rank`` minor singular components of each row block from W into A, B."""
+    def initialize(self, init: str = "paper"):
+        """Set A, B from the ``rank`` minor singular components of each row block: of W itself,
+        moved out of W (``"paper"``), or of a freshly drawn ``nn.Linear`` weight, W kept (``"released"``)."""
         weight = self.weight.float()
         residual = []
         for g, block in enumerate(weight.chunk(self.groups, dim=0)):
-            u, s, vh = torch.linalg.svd(block, full_matrices=False)
+            source = block if init == "paper" else nn.init.kaiming_uniform_(torch.empty_like(block), a=math.sqrt(5))
+            u, s, vh = torch.linalg.svd(source, full_matrices=False)
             root = (s[-self.rank :] / self.scaling).sqrt()
             self.lora_A[g].copy_(root[:, None] * vh[-self.rank :])
             self.lora_B[g].copy_(u[:, -self.rank :] * root[None, :])
-            residual.append(block - self.scaling * self.lora_B[g].float() @ self.lora_A[g].float())
+            if init == "paper":
+                block = block - self.scaling * self.lora_B[g].float() @ self.lora_A[g].float()
+            residual.append(block)
         self.weight.copy_(torch.cat(residual).to(self.weight.dtype))
 
     def delta(self) -> torch.Tensor:
@@ -80,13 +94,19 @@ class SoMA:
         start_block: first adapted block (8 for ViT-L).
         targets: module names inside a block (timm names).
         train_bias: the adapted layers' biases are trained too (the reference's default).
+        init: ``"paper"`` or ``"released"`` (see the module docstring; the released code's
+            convention produced SoMA's published numbers and released checkpoints).
     """
+
+    INITS = ("paper", "released")
 
     def __init__(self, rank: int = 16, alpha: float = 16.0, start_block: int = 8,
                  targets: Sequence[str] = ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"),
-                 train_bias: bool = True):  # fmt: skip
+                 train_bias: bool = True, init: str = "paper"):  # fmt: skip
+        if init not in self.INITS:
+            raise ValueError(f"model.backbone.soma.init={init!r}: choose 'paper' or 'released'")
         self.rank, self.alpha, self.start_block = rank, alpha, start_block
-        self.targets, self.train_bias = tuple(targets), train_bias
+        self.targets, self.train_bias, self.init = tuple(targets), train_bias, init
 
     def attach(self, vit: nn.Module) -> int:
         """Wrap the target layers (frozen weights, zero adapters until :meth:`initialize`); freezes
@@ -110,11 +130,10 @@ class SoMA:
             raise ValueError(f"no SoMA target ({', '.join(self.targets)}) in blocks >= {self.start_block}")
         return wrapped
 
-    @staticmethod
-    def initialize(vit: nn.Module):
+    def initialize(self, vit: nn.Module):
         for module in vit.modules():
             if isinstance(module, SoMALinear):
-                module.initialize()
+                module.initialize(self.init)
 
     @staticmethod
     def merge(vit: nn.Module) -> int:
