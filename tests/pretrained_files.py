@@ -56,8 +56,8 @@ def dinov2_state(ref) -> dict:
 def dinov3_state(ref) -> dict:
     """Meta's DINOv3 layout (``dinov3_vitl16_pretrain_lvd1689m-*.pth``): ``storage_tokens`` for
     timm's ``reg_token``, ``ls1.gamma``/``ls2.gamma`` for ``gamma_1``/``gamma_2``, a fused
-    ``qkv.bias`` with its ``bias_mask`` (the ViT-L biases are zero), ``rope_embed.periods``,
-    ``mask_token`` and the final norm."""
+    ``qkv.bias`` with its ``bias_mask`` (the ViT-L biases are zero), ``rope_embed.periods`` (in
+    bfloat16, as Meta's files have them), ``mask_token`` and the final norm."""
     renames = (("reg_token", "storage_tokens"), ("gamma_1", "ls1.gamma"), ("gamma_2", "ls2.gamma"))
     out = {}
     for k, v in ref.state_dict().items():
@@ -66,11 +66,14 @@ def dinov3_state(ref) -> dict:
         out[k] = v.clone()
     dim = ref.embed_dim
     for i in range(len(ref.blocks)):
-        out[f"blocks.{i}.attn.qkv.bias"] = torch.zeros(3 * dim)
+        q, v = out.pop(f"blocks.{i}.attn.q_bias", None), out.pop(f"blocks.{i}.attn.v_bias", None)
+        # Meta's fused bias; the k third is masked out by bias_mask (any value), zeros where timm has no bias
+        k = torch.full((dim,), 0.5)
+        out[f"blocks.{i}.attn.qkv.bias"] = torch.cat([q, k, v]) if q is not None else torch.zeros(3 * dim)
         out[f"blocks.{i}.attn.qkv.bias_mask"] = torch.cat(
             [torch.ones(dim), torch.full((dim,), float("nan")), torch.ones(dim)]
         )
-    out["rope_embed.periods"] = torch.arange(1, dim // ref.blocks[0].attn.num_heads // 4 + 1, dtype=torch.float32)
+    out["rope_embed.periods"] = ref.rope.periods.to(torch.bfloat16)  # Meta stores them in bfloat16
     out["mask_token"] = torch.zeros(1, dim)
     out["norm.weight"], out["norm.bias"] = torch.ones(dim), torch.zeros(dim)
     return out

@@ -112,6 +112,13 @@ class SoMA:
         """Wrap the target layers (frozen weights, zero adapters until :meth:`initialize`); freezes
         everything else of ``vit``. Returns the number of wrapped layers."""
         vit.requires_grad_(False)
+        separate = sorted(n for n, _ in vit.named_parameters() if n.endswith((".q_bias", ".v_bias")))
+        if separate:  # timm's *_qkvb Eva: F.linear(x, qkv.weight, bias) bypasses the wrapped qkv layer
+            raise ValueError(
+                f"SoMA cannot adapt a ViT with separate q/v biases ({separate[0]}, ...): its attention computes "
+                "qkv from the fused weight, past the adapters; use vit_large_patch16_dinov3 (timm's DINOv3 "
+                "without q/v biases; the released ViT-L biases are zero)"
+            )
         wrapped = 0
         for name, module in list(vit.named_modules()):
             found = re.fullmatch(r"blocks\.(\d+)\.(.+)", name)

@@ -83,6 +83,10 @@ class ViTBackbone(Backbone):
             if hasattr(self.vit, name):
                 setattr(self.vit, name, nn.Identity())
         self.is_eva = hasattr(self.vit, "rope")
+        rope = getattr(self.vit, "rope", None)
+        if "periods" in getattr(rope, "_non_persistent_buffers_set", ()):
+            # DINOv3: keep the rotary periods in the state, so the file's (Meta's, bf16) outlive checkpoints
+            rope.register_buffer("periods", rope.periods, persistent=True)
         depth = len(self.vit.blocks)
         if max(out_indices) >= depth:
             raise ValueError(f"out_indices {tuple(out_indices)} exceed the depth {depth} of {model_name}")

@@ -16,14 +16,23 @@ absolute position embedding are resized to the model:
 - ``patch_resample="timm"``: timm's pseudo-inverse kernel resampling (a fine choice for new training).
 
 A checkpoint that does not fit the model (a tensor of another shape, or model weights it lacks)
-raises :class:`WeightsMismatchError` naming the keys, instead of loading partially. Keys of the
-file the model has no use for (CLIP projection, final norm, mask token) are reported in the log.
+raises :class:`WeightsMismatchError` naming the keys, instead of loading partially.
+
+Every tensor of the file lands in the model or is named in the log as dropped, with the reason
+(:data:`UNUSED`: CLIP's text tower and projection, the final norm and heads, the pre-training
+mask token, rotary tables timm recomputes). A dropped tensor no rule explains must be all zeros
+(e.g. the zero q/v biases of DINOv3's distilled ViT-L, which timm's ``vit_large_patch16_dinov3``
+has no parameter for); otherwise loading fails naming it, since the features would silently
+differ from the original model's. DINOv3's ``rope_embed.periods`` (stored in bfloat16 and used as
+stored by Meta's model; timm recomputes them in float32, 3e-4 away in the features) are loaded
+into the model's ``rope.periods``, which the backbone keeps in its state.
 """
 
 import hashlib
 import logging
 import math
 import os
+import re
 
 import torch
 import torch.nn.functional as F
@@ -127,12 +136,75 @@ def convert_to_timm(state: dict, vit, patch_resample: str = "bicubic") -> dict:
     return eva_filter(state, vit) if is_eva else vit_filter(state, vit)
 
 
+# (pattern on the file's key, why the backbone does not use it)
+UNUSED = (
+    (r"(^|\.)mask_token$", "the masked-image-modelling token of the pre-training"),
+    (r"^(visual\.)?(trunk\.)?(norm|fc_norm|head|lm_head|head_drop)\.", "the final norm / head (levels come before)"),
+    (r"^(visual\.)?(proj|logit_scale)$", "CLIP's image-text projection"),
+    (r"rope\.freqs_(cos|sin)$", "EVA's fixed rotary tables, recomputed by timm for the model's grid"),
+    (r"\.bias_mask$", "DINOv3's constant mask of the k bias"),
+    (r"^(local_cls_norm|projectors)\.", "DINOv3-7B / EUPE pre-training heads"),
+)
+PERIODS = "rope_embed.periods"
+
+
+def _landed(original: dict, fitted: dict) -> set:
+    """Keys of ``original`` whose tensor reached ``fitted``: the same storage (timm's renames and
+    splits are views), or the same name (tensors resized or recombined on the way)."""
+    storages = {t.untyped_storage().data_ptr() for t in fitted.values() if t.device.type != "meta"}
+    names = set(fitted)
+    return {
+        k
+        for k, t in original.items()
+        if t.untyped_storage().data_ptr() in storages or k in names or k.split(".", 1)[-1] in names
+    }
+
+
+def _account_for_dropped(original: dict, fitted: dict, source, clip_text: bool):
+    """Name every tensor of the file that did not land, with its reason; refuse unexplained ones
+    that are not all zeros."""
+    reasons, refused = {}, []
+    for key in sorted(original.keys() - _landed(original, fitted) - {PERIODS}):
+        reason = next((why for pattern, why in UNUSED if re.search(pattern, key)), None)
+        if reason is None and clip_text and not key.startswith("visual."):
+            reason = "CLIP's text tower, not part of the image backbone"
+        tensor = original[key]
+        if reason is None and key.endswith("attn.qkv.bias"):  # Meta masks the k part: q and v must be 0
+            q, _, v = tensor.float().chunk(3)
+            reason = "DINOv3's q/v biases, all zero" if not (q.any() or v.any()) else None
+        elif reason is None and not tensor.float().any():
+            reason = "all zeros"
+        if reason is None:
+            refused.append(key)
+        else:
+            reasons.setdefault(reason, []).append(key)
+    if refused:
+        hint = (
+            " (DINOv3 with q/v biases: use model.backbone.model_name=vit_large_patch16_dinov3_qkvb)"
+            if any(k.endswith("qkv.bias") for k in refused)
+            else ""
+        )
+        raise WeightsMismatchError(
+            f"{source}: {len(refused)} non-zero tensors the model has no place for ({', '.join(refused[:5])})"
+            f"{hint}: the features would differ from the original model's"
+        )
+    for reason, keys in reasons.items():
+        shown = ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+        logger.info(f"{source}: dropped {len(keys)} tensors ({reason}): {shown}")
+
+
 def fit_vit_state(state: dict, vit, source, patch_resample: str = "bicubic") -> dict:
     """Convert an original/timm/open_clip state dict to exactly the tensors of the timm model
     ``vit``; raise :class:`WeightsMismatchError` naming ``source`` if it is a file of another model.
     ``vit`` may live on the meta device: only its key names and shapes are read."""
+    original = dict(state)
     state = convert_to_timm(state, vit, patch_resample)
     own = vit.state_dict()
+    if "rope.periods" in own:  # DINOv3: timm's filter drops the file's periods and recomputes them in float32
+        periods = original.get(PERIODS)
+        if periods is None:  # timm-format files have none: timm's own values (computed on the CPU)
+            periods = vit.rope._compute_periods()
+        state["rope.periods"] = periods.to(own["rope.periods"].dtype)
     own = {k: v for k, v in own.items() if k not in adapter_keys(own)}  # SoMA adapters are not in the file
     missing = sorted(own.keys() - state.keys())
     unexpected = sorted(state.keys() - own.keys())
@@ -148,9 +220,11 @@ def fit_vit_state(state: dict, vit, source, patch_resample: str = "bicubic") -> 
             + (f"{len(missing)} model weights absent from the file ({', '.join(missing[:5])}) " if missing else "")
             + "- check model_name, model_kwargs and patch_size against the file."
         )
-    if unexpected:
-        logger.info(f"{source}: ignored {len(unexpected)} keys the backbone does not use: {', '.join(unexpected)}")
-    return {k: state[k] for k in own}
+    fitted = {k: state[k] for k in own}
+    if unexpected:  # converted names the model lacks: they did not land, so they are accounted for below
+        logger.debug(f"{source}: {len(unexpected)} converted keys the backbone does not use: {', '.join(unexpected)}")
+    _account_for_dropped(original, fitted, source, clip_text=any(k.startswith("visual.") for k in original))
+    return fitted
 
 
 def load_vit_weights(backbone, path, patch_resample: str = "bicubic") -> int:
