@@ -61,3 +61,58 @@ def test_trainer_refuses_a_multiplier_of_another_length():
     cfg.lr_multiplier.max_iter = 7
     with pytest.raises(ConfigError, match="lr_multiplier.max_iter=7 but train.max_iter"):
         Trainer.build_lr_scheduler(cfg, None)
+
+
+def test_somas_cosine_weight_decay_per_group_and_across_a_resume():
+    """CosineAnnealingParamScheduler(weight_decay, eta_min=1e-5, begin=0, end=40000): T_max = 40000."""
+    import math
+    from types import SimpleNamespace
+
+    import torch
+
+    from vltseg_d2.engine.schedule import CosineWeightDecay
+
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    optimizer = torch.optim.AdamW(
+        [{"params": params[:1], "weight_decay": 0.05}, {"params": params[1:], "weight_decay": 0.0}]
+    )
+    hook = CosineWeightDecay(40000, 1e-5)
+    hook.trainer = SimpleNamespace(optimizer=optimizer, iter=0)
+    expected = {
+        0: (0.05, 0.0),
+        20000: (1e-5 + (0.05 - 1e-5) / 2, 1e-5 / 2),
+        39999: (
+            1e-5 + (0.05 - 1e-5) * (1 + math.cos(math.pi * 39999 / 40000)) / 2,
+            1e-5 * (1 - math.cos(math.pi * 39999 / 40000)) / 2,
+        ),
+    }
+    for t, (decayed, undecayed) in expected.items():
+        hook.trainer.iter = t
+        hook.before_step()
+        got = [g["weight_decay"] for g in optimizer.param_groups]
+        assert got == pytest.approx([decayed, undecayed], rel=1e-12, abs=1e-18)
+    resumed = torch.optim.AdamW([{"params": params[:1]}, {"params": params[1:]}])
+    resumed.load_state_dict(optimizer.state_dict())  # groups carry initial_weight_decay
+    hook.trainer = SimpleNamespace(optimizer=resumed, iter=20000)
+    hook.before_step()
+    assert [g["weight_decay"] for g in resumed.param_groups] == pytest.approx(list(expected[20000]), rel=1e-12)
+
+
+def test_soma_recipe_anneals_decay_and_averages_from_12000():
+    cfg = LazyConfig.load("configs/soma/soma_dinov2_l_gta2cbm_512_bs4_40k.py")
+    assert cfg.train.cosine_weight_decay.enabled and cfg.train.cosine_weight_decay.eta_min == 1e-5
+    assert cfg.train.ema.enabled and cfg.train.ema.decay == pytest.approx(0.9998) and cfg.train.ema.start_iter == 12000
+    assert cfg.model.backbone.soma.init == "released"
+
+
+def test_the_trainer_runs_the_weight_decay_schedule_when_asked(use_synthetic, tmp_path):
+    from vltseg_d2.engine import Trainer
+    from vltseg_d2.engine.schedule import CosineWeightDecay
+
+    cfg = LazyConfig.load("configs/demo/tiny_synthetic_cpu.py")
+    cfg.train.update(output_dir=str(tmp_path), device="cpu")
+    cfg.dataloader.train.num_workers = 0
+    assert not any(isinstance(h, CosineWeightDecay) for h in Trainer(cfg)._hooks)
+    cfg.train.cosine_weight_decay.enabled = True
+    hooks = [h for h in Trainer(cfg)._hooks if isinstance(h, CosineWeightDecay)]
+    assert len(hooks) == 1 and hooks[0].max_iter == cfg.train.max_iter and hooks[0].eta_min == 1e-5

@@ -177,6 +177,43 @@ def compare_schedules() -> dict:
     return found
 
 
+def compare_soma_weight_decay_and_ema(max_iter: int = 40000) -> dict:
+    """SoMA's cosine weight decay (groups at 0.05 and 0) and its EMA (begin 12000, momentum 2e-4)
+    against mmengine's ``CosineAnnealingParamScheduler`` and ``EMAHook``/``ExponentialMovingAverage``."""
+    from mmengine.model import ExponentialMovingAverage
+    from mmengine.optim.scheduler import CosineAnnealingParamScheduler
+
+    from vltseg_d2.engine.ema import TrainableEMA
+    from vltseg_d2.engine.schedule import CosineWeightDecay
+
+    params = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
+    optimizer = torch.optim.SGD(
+        [{"params": [params[0]], "weight_decay": 0.05}, {"params": [params[1]], "weight_decay": 0.0}], lr=0.1
+    )
+    reference = CosineAnnealingParamScheduler(
+        optimizer, param_name="weight_decay", eta_min=1e-5, begin=0, end=max_iter, by_epoch=False
+    )
+    ours, worst = CosineWeightDecay(max_iter, 1e-5), 0.0
+    for t in range(max_iter):
+        for group, initial in zip(optimizer.param_groups, (0.05, 0.0)):
+            worst = max(worst, abs(group["weight_decay"] - ours.at_iteration(initial, t)))
+        optimizer.step()
+        reference.step()
+    model = torch.nn.Linear(3, 2)
+    ema_ref, ema_ours = ExponentialMovingAverage(model, momentum=2e-4), TrainableEMA(model, 1 - 2e-4, 12000)
+    ema_worst, g = 0.0, torch.Generator().manual_seed(0)
+    for t in range(12100):  # mmengine's EMAHook.after_train_iter: started once runner.iter + 1 >= begin_iter
+        with torch.no_grad():
+            model.weight.add_(torch.randn(2, 3, generator=g) * 0.01)
+        if t + 1 >= 12000:
+            ema_ref.update_parameters(model)
+        else:
+            ema_ref.module.weight.data.copy_(model.weight.data)
+        ema_ours.update(t)
+        ema_worst = max(ema_worst, float((ema_ref.module.weight - ema_ours.shadow["weight"]).abs().max()))
+    return dict(weight_decay_max_abs_diff=worst, ema_max_abs_diff=ema_worst)
+
+
 def rein_module_tree(keys_file: Path) -> torch.nn.Module:
     """A module tree holding every tensor of Rein's released layout under its mmseg name, with the
     module types Rein's optimizer constructor looks at: mmdetection names its LayerNorms
@@ -272,6 +309,7 @@ def main(argv=None):
         ("training chain (GTA 512 recipe)", lambda: compare_training_chain(args.seeds)),
         ("test resizes", compare_test_resizes),
         ("lr schedules", compare_schedules),
+        ("SoMA weight decay and EMA", compare_soma_weight_decay_and_ema),
     ]
     if args.rein_src:
         keys = Path(__file__).resolve().parents[1] / "tests/fixtures/rein_mmseg_checkpoint_keys.txt"

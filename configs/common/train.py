@@ -13,6 +13,8 @@ train = dict(
     amp=dict(enabled=True, precision="fp32"),
     clip_grad=dict(enabled=False, max_norm=0.01, norm_type=2.0),
     ema=dict(enabled=False, decay=0.9999, start_iter=0),  # average of the trained weights, used for evaluation
+    # SoMA's weight decay annealed by a cosine to eta_min over train.max_iter (every group, see engine/schedule.py)
+    cosine_weight_decay=dict(enabled=False, eta_min=1e-5),
     # torch.compile of backbone and head. dynamic=False (static shapes): inductor's dynamic-shape compile
     # fails on interpolate + grid_sample in torch 2.14 (pytorch/pytorch#185510), so inference pads frames
     # to multiples of size_bucket and compiles once per bucket (training crops and windows: one size)

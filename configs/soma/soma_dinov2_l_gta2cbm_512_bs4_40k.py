@@ -1,9 +1,12 @@
 """SoMA (DINOv2-L) trained on GTA5 at 512, tested on Cityscapes / BDD100K / Mapillary under the
 full-resolution protocol SoMA reports (published GTA average 68.27).
 
-Recipe (SoMA's sora_dinov2-L_mask2former.py): AdamW lr 1e-4, wd 0.05, backbone (adapter) lr x0.5,
-poly 0.9 over 40k iterations, batch 4, Rein's data pipeline and head settings; slide 512 / 341.
-Not reproduced here: SoMA's cosine schedule of the weight decay (0.05 -> 1e-5).
+Recipe (SoMA's configs/sora/sora_dinov2-L_mask2former.py): AdamW lr 1e-4, wd 0.05, backbone
+(adapter) lr x0.5, poly 0.9 over 40k iterations (``PolyLR(begin=0, end=40000)``), weight decay
+annealed by a cosine to 1e-5 (``CosineAnnealingParamScheduler(param_name="weight_decay")``), EMA
+of the weights from iteration 12000 with momentum 2e-4 (``EMAHook(begin_iter=12000)``, evaluated
+and saved as ``state_dict``), float32, batch 4, Rein's data pipeline and head settings; slide
+512 / 341; adapters from the random init's minor components (``model.backbone.soma.init``).
 """
 
 from ..common.data.gta2cbm_512 import dataloader
@@ -19,4 +22,7 @@ dataloader.update(test_protocol_name=FULL_RESOLUTION["name"], test_protocols=FUL
 dataloader.train.total_batch_size = 4
 optimizer.lr = 1e-4
 optimizer.params.backbone_lr_mult = 0.5
+train.cosine_weight_decay.update(enabled=True, eta_min=1e-5)
+# mmengine's EMA: copies until iteration 11999, then avg = (1 - 2e-4) avg + 2e-4 w (TrainableEMA's rule)
+train.ema.update(enabled=True, decay=1 - 2e-4, start_iter=12000)
 train.update(max_iter=40000, output_dir="./output/soma_dinov2_l_gta2cbm_512_bs4_40k")

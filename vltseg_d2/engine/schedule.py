@@ -1,4 +1,5 @@
-"""The reference recipes' learning-rate schedule as a detectron2 lr multiplier.
+"""The reference recipes' learning-rate schedule as a detectron2 lr multiplier, and SoMA's cosine
+weight-decay schedule as a hook.
 
 mmengine's ``LinearLR(start_factor, begin=0, end=W)`` followed by ``PolyLR(power, eta_min=0,
 begin=W, end=N)`` (Rein, SoMA and tqdm configs), which each run over ``end - begin - 1`` steps
@@ -12,6 +13,9 @@ N - 1. detectron2's ``WarmupParamScheduler`` + ``PolynomialDecayParamScheduler``
 instead (and blend the warm-up into the decay), up to 1e-4 x the base lr away from these values.
 """
 
+import math
+
+from detectron2.engine import HookBase
 from fvcore.common.param_scheduler import ParamScheduler
 
 
@@ -44,3 +48,27 @@ class PolyWithLinearWarmup(ParamScheduler):
     def __call__(self, where: float) -> float:
         # detectron2's LRMultiplier asks at where = iteration / max_iter
         return self.at_iteration(int(round(where * self.max_iter)))
+
+
+class CosineWeightDecay(HookBase):
+    """mmengine's ``CosineAnnealingParamScheduler(param_name="weight_decay", eta_min, begin=0,
+    end=max_iter)`` (SoMA's configs), per parameter group, before each step ``t``:
+
+        wd_t = eta_min + (wd_0 - eta_min) * (1 + cos(pi * t / max_iter)) / 2
+
+    with ``wd_0`` the group's configured decay (``T_max = end - begin``: cosine does not subtract
+    one). Groups configured without decay follow the same rule, so they end near ``eta_min``, as
+    mmengine's chained updates make them. ``wd_0`` is kept in the group as ``initial_weight_decay``,
+    so a resumed run (which restores the optimizer's groups) continues the same curve.
+    """
+
+    def __init__(self, max_iter: int, eta_min: float = 1e-5):
+        self.max_iter, self.eta_min = int(max_iter), float(eta_min)
+
+    def at_iteration(self, initial: float, t: int) -> float:
+        return self.eta_min + (initial - self.eta_min) * (1 + math.cos(math.pi * t / self.max_iter)) / 2
+
+    def before_step(self):
+        for group in self.trainer.optimizer.param_groups:
+            initial = group.setdefault("initial_weight_decay", group["weight_decay"])
+            group["weight_decay"] = self.at_iteration(initial, self.trainer.iter)

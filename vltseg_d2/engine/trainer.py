@@ -33,6 +33,7 @@ from ..modeling import count_parameters
 from .compile import compile_heavy_parts
 from .ema import EMAHook, TrainableEMA
 from .preemption import PreemptionHook, RotatingCheckpointer
+from .schedule import CosineWeightDecay
 from .train_step import MixedPrecisionTrainer, autocast, resolve_precision
 from .writers import build_writers
 
@@ -99,6 +100,9 @@ class Trainer(DefaultTrainer):
     def build_hooks(self):
         cfg = self.cfg
         ret = [hooks.IterationTimer(), hooks.LRScheduler()]
+        wd_schedule = cfg.train.get("cosine_weight_decay", None) or {}
+        if wd_schedule.get("enabled", False):  # SoMA: weight decay annealed 0.05 -> 1e-5 over training
+            ret.append(CosineWeightDecay(self.max_iter, wd_schedule.get("eta_min", 1e-5)))
         if self.ema is not None:  # before checkpointing and evaluation, which use it
             ret.append(EMAHook(self.ema))
         rotating = RotatingCheckpointer(self.checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None
