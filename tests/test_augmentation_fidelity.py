@@ -126,6 +126,19 @@ def test_photometric_steps_truncate_after_each_step():
         PhotometricTransform(brightness_delta=1.0).apply_image(img.astype(np.float32))
 
 
+def _photometric_draws(r):
+    """PhotoMetricDistortion.transform's random calls, in its order: (brightness, contrast,
+    saturation, hue, contrast first); None where a step's randint(2) skipped it."""
+    brightness = r.uniform(-32, 32) if r.randint(2) else None
+    contrast_first = r.randint(2) == 1
+    contrast = (r.uniform(0.5, 1.5) if r.randint(2) else None) if contrast_first else None
+    saturation = r.uniform(0.5, 1.5) if r.randint(2) else None
+    hue = r.randint(-18, 18) if r.randint(2) else None
+    if not contrast_first:
+        contrast = r.uniform(0.5, 1.5) if r.randint(2) else None
+    return brightness, contrast, saturation, hue, contrast_first
+
+
 def test_photometric_draws_are_the_references_in_its_order():
     img = np.zeros((4, 4, 3), np.uint8)
     aug = PhotometricDistortion()
@@ -133,16 +146,8 @@ def test_photometric_draws_are_the_references_in_its_order():
         np.random.seed(seed)
         t = aug.get_transform(img)
         np.random.seed(seed)
-        r = np.random
-        brightness = r.uniform(-32, 32) if r.randint(2) else None
-        contrast_first = r.randint(2) == 1
-        contrast = (r.uniform(0.5, 1.5) if r.randint(2) else None) if contrast_first else None
-        saturation = r.uniform(0.5, 1.5) if r.randint(2) else None
-        hue = r.randint(-18, 18) if r.randint(2) else None
-        if not contrast_first:
-            contrast = r.uniform(0.5, 1.5) if r.randint(2) else None
         got = (t.brightness_delta, t.contrast, t.saturation, t.hue_delta, t.contrast_first)
-        assert got == (brightness, contrast, saturation, hue, contrast_first)
+        assert got == _photometric_draws(np.random)
     np.random.seed(0)
     hues = {aug.get_transform(img).hue_delta for _ in range(3000)} - {None}
     assert min(hues) == -18 and max(hues) == 17  # randint(-18, 18) excludes 18
@@ -188,14 +193,7 @@ def test_the_whole_training_chain_equals_the_reference_by_hand(tmp_path):
         img, seg = img[y0 : y0 + ch, x0 : x0 + cw], seg[y0 : y0 + ch, x0 : x0 + cw]
         if r.uniform() < 0.5:
             img, seg = img[:, ::-1], seg[:, ::-1]
-        brightness = r.uniform(-32, 32) if r.randint(2) else None
-        contrast_first = r.randint(2) == 1
-        contrast = (r.uniform(0.5, 1.5) if r.randint(2) else None) if contrast_first else None
-        saturation = r.uniform(0.5, 1.5) if r.randint(2) else None
-        hue = r.randint(-18, 18) if r.randint(2) else None
-        if not contrast_first:
-            contrast = r.uniform(0.5, 1.5) if r.randint(2) else None
-        img = _by_hand(np.ascontiguousarray(img), brightness, contrast, saturation, hue, contrast_first)
+        img = _by_hand(np.ascontiguousarray(img), *_photometric_draws(r))
         expected_seg = np.full(crop, 255, np.uint8)
         expected_seg[:ch, :cw] = seg
         np.testing.assert_array_equal(out["image"].permute(1, 2, 0).numpy(), img)

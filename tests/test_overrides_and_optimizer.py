@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import LazyConfig
 from tiny_models import tiny_model
 
 from vltseg_d2.config import OverrideError, apply_overrides
 from vltseg_d2.engine import Trainer, param_groups
+from vltseg_d2.engine.optimizer import recipe_param_table
 
 CFG = "configs/demo/tiny_synthetic_cpu.py"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -85,13 +86,7 @@ def test_every_trained_tensor_of_the_rein_recipe_gets_reins_lr_and_decay():
     tools/compare_with_mmseg.py from Rein's code): 303 tensors, 94 without decay."""
     rows = [line.split() for line in FIXTURES.joinpath("rein_recipe_optimizer_groups.txt").read_text().splitlines()]
     reference = {name: (float(lr), float(wd)) for name, lr, wd in (r for r in rows if not r[0].startswith("#"))}
-    cfg = LazyConfig.load("configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py")
-    cfg.model.backbone.pretrained = None
-    with torch.device("meta"):
-        model = instantiate(cfg.model)
-    cfg.optimizer.params.model = model
-    names = {id(p): n for n, p in model.named_parameters()}
-    ours = {names[id(p)]: (g["lr"], g["weight_decay"]) for g in instantiate(cfg.optimizer.params) for p in g["params"]}
+    ours = recipe_param_table("configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py")
     assert len(reference) == 303 and sum(wd == 0 for _, wd in reference.values()) == 94
     assert ours == reference
 

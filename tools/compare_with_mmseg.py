@@ -151,12 +151,13 @@ def compare_schedules() -> dict:
     """Every iteration's lr of each recipe's schedule: mmengine against ``PolyWithLinearWarmup``."""
     from vltseg_d2.engine.schedule import PolyWithLinearWarmup
 
-    recipes = {  # name: (max_iter, base lr, mmengine schedulers, our warmup_length)
+    recipes = {  # name: (max_iter, base lr, mmengine schedulers, our warmup_length, our warmup_factor)
         "rein_gta2cbm_512 (PolyLR 0..40k)": (
             40000,
             1e-4,
             [("poly", dict(power=0.9, eta_min=0, begin=0, end=40000))],
             0.0,
+            1e-6,
         ),
         "rein_citys2acdc_1024 (LinearLR 0..10k + PolyLR 10k..40k)": (
             40000,
@@ -166,12 +167,20 @@ def compare_schedules() -> dict:
                 ("poly", dict(power=0.9, eta_min=0, begin=10000, end=40000)),
             ],
             0.25,
+            1e-6,
+        ),
+        "vltseg_gta2cbm_512 (PolyLR 500..5k)": (
+            5000,
+            1e-4,
+            [("poly", dict(power=0.9, eta_min=0, begin=500, end=5000))],
+            0.1,
+            1.0,
         ),
     }
     found = {}
-    for name, (max_iter, lr, schedulers, warmup) in recipes.items():
+    for name, (max_iter, lr, schedulers, warmup, factor) in recipes.items():
         expected = reference_lrs(schedulers, max_iter, lr)
-        ours = PolyWithLinearWarmup(max_iter, 0.9, warmup)
+        ours = PolyWithLinearWarmup(max_iter, 0.9, warmup, factor)
         got = np.array([lr * ours(i / max_iter) for i in range(max_iter)])
         found[name] = dict(max_abs_diff_over_base_lr=float(np.abs(got - expected).max() / lr), last_lr=float(got[-1]))
     return found
@@ -271,7 +280,7 @@ def rein_optimizer_table(rein_src: str, keys_file: Path) -> dict:
 
 def compare_rein_optimizer(rein_src: str, keys_file: Path, write: str = None) -> dict:
     """Rein's table against ``param_groups`` on the Rein recipe's model (meta device)."""
-    from detectron2.config import LazyConfig, instantiate
+    from vltseg_d2.engine.optimizer import recipe_param_table
 
     reference = rein_optimizer_table(rein_src, keys_file)
     if write:
@@ -284,13 +293,7 @@ def compare_rein_optimizer(rein_src: str, keys_file: Path, write: str = None) ->
         ]
         lines = header + [f"{name} {lr:g} {wd:g}" for name, (lr, wd) in sorted(reference.items())]
         Path(write).write_text("\n".join(lines) + "\n")
-    cfg = LazyConfig.load("configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py")
-    cfg.model.backbone.pretrained = None
-    with torch.device("meta"):
-        model = instantiate(cfg.model)
-    cfg.optimizer.params.model = model
-    names = {id(p): n for n, p in model.named_parameters()}
-    ours = {names[id(p)]: (g["lr"], g["weight_decay"]) for g in instantiate(cfg.optimizer.params) for p in g["params"]}
+    ours = recipe_param_table("configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py")
     differing = sorted(n for n in reference if ours.get(n) != reference[n])
     return dict(
         tensors=len(reference), ours=len(ours), differing=differing, only_ours=sorted(set(ours) - set(reference))

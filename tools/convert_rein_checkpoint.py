@@ -20,13 +20,12 @@ position grid); use the 1024 config for the Cityscapes -> ACDC model. Every key 
 explicit rule; an unmapped key is an error naming it.
 """
 
-import argparse
 import logging
 import sys
 
 from vltseg_d2.checkpoint import UnmappedKeyError, convert_rein_state_dict, save_atomic
 from vltseg_d2.checkpoint.rein_mmseg import is_backbone_weight
-from vltseg_d2.config.cli import meta_vit
+from vltseg_d2.config.cli import converter_arguments, meta_vit
 from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
 from vltseg_d2.utils.safe_load import CheckpointReadError, load_state_dict
 
@@ -34,14 +33,7 @@ DEFAULT_CONFIG = "configs/rein/rein_dinov2_l_gta2cbm_512_released.py"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("input", help="Rein checkpoint (.pth, mmsegmentation layout)")
-    parser.add_argument("output", help="converted checkpoint to write (detectron2 format)")
-    parser.add_argument(
-        "--config-file",
-        default=DEFAULT_CONFIG,
-        help="config whose ViT receives a full segmentor file's DINOv2 weights (default: %(default)s)",
-    )
+    parser = converter_arguments(__doc__, "Rein", DEFAULT_CONFIG, "a full segmentor file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

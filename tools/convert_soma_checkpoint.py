@@ -17,14 +17,13 @@ The released models were trained on the whole pretrained weight (W_pretrained + 
 the recipe's model.backbone.soma.init=released; a model built with init=paper refuses the file.
 """
 
-import argparse
 import logging
 import sys
 
 from vltseg_d2.checkpoint import save_atomic
 from vltseg_d2.checkpoint.rein_mmseg import UnmappedKeyError
 from vltseg_d2.checkpoint.soma_mmseg import convert_soma_state_dict, read_soma_checkpoint
-from vltseg_d2.config.cli import meta_vit
+from vltseg_d2.config.cli import converter_arguments, meta_vit
 from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
 from vltseg_d2.utils.safe_load import CheckpointReadError
 
@@ -32,14 +31,7 @@ DEFAULT_CONFIG = "configs/soma/soma_dinov2_l_gta2cbm_512_bs4_40k.py"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("input", help="SoMA checkpoint (.pth, mmsegmentation layout)")
-    parser.add_argument("output", help="converted checkpoint to write (detectron2 format)")
-    parser.add_argument(
-        "--config-file",
-        default=DEFAULT_CONFIG,
-        help="config whose ViT receives a merged file's DINOv2 weights (default: %(default)s)",
-    )
+    parser = converter_arguments(__doc__, "SoMA", DEFAULT_CONFIG, "a merged file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

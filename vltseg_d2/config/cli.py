@@ -29,3 +29,18 @@ def meta_vit(config_file: str):
     cfg.pretrained = None
     with torch.device("meta"):
         return instantiate(cfg).vit
+
+
+def converter_arguments(doc: str, source: str, default_config: str, backbone_form: str):
+    """The argument parser of a checkpoint converter: ``input output [--config-file]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input", help=f"{source} checkpoint (.pth, mmsegmentation layout)")
+    parser.add_argument("output", help="converted checkpoint to write (detectron2 format)")
+    parser.add_argument(
+        "--config-file",
+        default=default_config,
+        help=f"config whose ViT receives {backbone_form}'s DINOv2 weights (default: %(default)s)",
+    )
+    return parser

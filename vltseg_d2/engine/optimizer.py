@@ -56,3 +56,18 @@ def param_groups(
         no_decay = id(p) in norm_params or any(k in name for k in no_decay_keywords)
         groups.append({"params": [p], "lr": lr, "weight_decay": 0.0 if no_decay else weight_decay})
     return reduce_param_groups(groups)
+
+
+def recipe_param_table(config_file: str) -> dict:
+    """{parameter name: (lr, weight decay)} of a recipe's optimizer groups, its model built on the
+    meta device (names and shapes only, no memory, no weights read)."""
+    import torch
+    from detectron2.config import LazyConfig, instantiate
+
+    cfg = LazyConfig.load(config_file)
+    cfg.model.backbone.pretrained = None
+    with torch.device("meta"):
+        model = instantiate(cfg.model)
+    cfg.optimizer.params.model = model
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(p)]: (g["lr"], g["weight_decay"]) for g in instantiate(cfg.optimizer.params) for p in g["params"]}
