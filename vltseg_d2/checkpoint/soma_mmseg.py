@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from ..modeling.backbone.weights import fit_vit_state
+from ..modeling.backbone.weights import fit_vit_state, unused_reason
 from ..utils.safe_load import load_restricted, tensors_of
 from .rein_mmseg import map_key
 
@@ -41,11 +41,6 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "backbone.model."
 VIT = "backbone.vit."
-DROPPED = {
-    "mask_token": "DINOv2's masked-image-modelling token, unused by segmentation",
-    "norm.weight": "the ViT's final norm, which the head never sees (the backbone drops it)",
-    "norm.bias": "the ViT's final norm, which the head never sees (the backbone drops it)",
-}
 _LORA = re.compile(r"blocks\.(\d+)\.(attn\.(?:q|k|v|proj)|mlp\.fc1|mlp\.fc2)\.lora_(A|B)\.weight")
 _QKV_PART = re.compile(r"(blocks\.\d+\.attn\.)(q|k|v)\.(weight|bias)")
 
@@ -112,8 +107,8 @@ def convert_soma_state_dict(
             converted[map_key(key)] = value
         elif not key.startswith(PREFIX):
             raise KeyError(f"{source}: unexpected key '{key}'; is it a SoMA mmsegmentation checkpoint?")
-        elif key[len(PREFIX) :] in DROPPED:
-            dropped.append(f"{key}: {DROPPED[key[len(PREFIX) :]]}")
+        elif unused_reason(key[len(PREFIX) :]):  # the mask token and final norm, as for pretrained files
+            dropped.append(f"{key}: {unused_reason(key[len(PREFIX) :])}")
         elif _LORA.fullmatch(key[len(PREFIX) :]):
             lora[key[len(PREFIX) :]] = value
         else:

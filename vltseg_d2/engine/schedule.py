@@ -2,8 +2,9 @@
 weight-decay schedule as a hook.
 
 mmengine's ``LinearLR(start_factor, begin=0, end=W)`` followed by ``PolyLR(power, eta_min=0,
-begin=W, end=N)`` (Rein, SoMA and tqdm configs), which each run over ``end - begin - 1`` steps
-(their ``total_iters``). At iteration ``i`` (0-based; the lr the optimizer uses for that step):
+begin=W, end=N)`` (Rein and SoMA configs; VLTSeg's re-implementation holds the lr until W, i.e.
+``start_factor=1``), which each run over ``end - begin - 1`` steps (their ``total_iters``). At
+iteration ``i`` (0-based; the lr the optimizer uses for that step):
 
     i <  W:  start + (1 - start) * i / (W - 1)
     i >= W:  (1 - min(i - W, N - W - 1) / (N - W - 1)) ** power

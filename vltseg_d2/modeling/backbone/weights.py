@@ -148,6 +148,11 @@ UNUSED = (
 PERIODS = "rope_embed.periods"
 
 
+def unused_reason(key: str):
+    """Why a pretrained file's tensor ``key`` has no place in the backbone (:data:`UNUSED`), or None."""
+    return next((why for pattern, why in UNUSED if re.search(pattern, key)), None)
+
+
 def _landed(original: dict, fitted: dict) -> set:
     """Keys of ``original`` whose tensor reached ``fitted``: the same storage (timm's renames and
     splits are views), or the same name (tensors resized or recombined on the way)."""
@@ -165,7 +170,7 @@ def _account_for_dropped(original: dict, fitted: dict, source, clip_text: bool):
     that are not all zeros."""
     reasons, refused = {}, []
     for key in sorted(original.keys() - _landed(original, fitted) - {PERIODS}):
-        reason = next((why for pattern, why in UNUSED if re.search(pattern, key)), None)
+        reason = unused_reason(key)
         if reason is None and clip_text and not key.startswith("visual."):
             reason = "CLIP's text tower, not part of the image backbone"
         tensor = original[key]
