@@ -20,12 +20,14 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from torch.nn.parallel import DistributedDataParallel
 
 from ..utils.atomic import remove_stale_temporaries, write_text_atomic
 from ..utils.safe_load import CheckpointError, load_array_pickle, load_tensor_checkpoint
+from ..utils.tensor_fit import misfits
 from .io import save_atomic
 
 logger = logging.getLogger(__name__)
@@ -144,16 +146,12 @@ class SafeCheckpointer(DetectionCheckpointer):
         own = self.model.state_dict()
         missing = sorted(own.keys() - state.keys() - provided)
         unexpected = sorted(state.keys() - own.keys())
-        wrong = [
-            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-            for k in sorted(own.keys() & state.keys())
-            if hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
-        ]
+        wrong = misfits(own, {k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in state.items()})
         if not (missing or unexpected or wrong):
             return
         parts = []
         if wrong:
-            parts.append(f"{len(wrong)} of another shape ({'; '.join(wrong[:4])})")
+            parts.append(f"{len(wrong)} of another shape or kind of number ({'; '.join(wrong[:4])})")
         if missing:
             parts.append(f"{len(missing)} missing ({', '.join(missing[:4])})")
         if unexpected:
@@ -196,10 +194,17 @@ def load_weights(model, path, strict: bool = True, use_ema: bool = True):
     ema = rest.get("ema") if use_ema else None
     if ema:
         params = dict(model.named_parameters())
+        if not isinstance(ema, dict) or not isinstance(ema.get("shadow"), dict):
+            raise CheckpointMismatchError(f"{path}: its 'ema' entry holds no 'shadow' dict of averaged weights")
         missing = sorted(ema["shadow"].keys() - params.keys())
         if missing:
             raise CheckpointMismatchError(
                 f"{path}: its EMA names parameters the model lacks ({', '.join(missing[:3])})"
+            )
+        wrong = misfits(params, ema["shadow"], "EMA")
+        if wrong:
+            raise CheckpointMismatchError(
+                f"{path}: {len(wrong)} EMA weights do not fit the model ({'; '.join(wrong[:3])})"
             )
         with torch.no_grad():
             for name, value in ema["shadow"].items():

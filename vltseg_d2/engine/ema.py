@@ -18,6 +18,8 @@ import torch
 from detectron2.engine import HookBase
 from torch import nn
 
+from ..utils.tensor_fit import misfits
+
 
 class TrainableEMA:
     """Args:
@@ -58,6 +60,11 @@ class TrainableEMA:
         missing = sorted(self.shadow.keys() - state["shadow"].keys())
         if missing:
             raise KeyError(f"the checkpoint's EMA lacks {len(missing)} trained parameters ({', '.join(missing[:3])})")
+        wrong = misfits(self.shadow, state["shadow"], "EMA")
+        if wrong:
+            raise ValueError(
+                f"{len(wrong)} EMA weights of the checkpoint do not fit the model ({'; '.join(wrong[:3])})"
+            )
         for name in self.shadow:
             self.shadow[name].copy_(state["shadow"][name])
 

@@ -1,29 +1,38 @@
 """Read the tensors of a checkpoint without running any code stored in it.
 
-``torch.load(weights_only=True)`` refuses a whole file as soon as it meets one object it does not
-know, and training checkpoints of other frameworks are full of them (mmengine's ``message_hub``
-holds ``HistoryBuffer`` objects, ``meta`` holds config objects and numpy scalars). No library reads
-"the tensors, and nothing else", so this module does it with a restricted unpickler:
+``torch.load`` is never called: :mod:`.torch_file` parses torch's formats (refusing TorchScript
+and legacy tar archives before anything is extracted or run), and one of three unpicklers decides
+what each pickled global becomes:
 
-- a global in torch's own weights-only allowlist (tensor rebuild functions, storages, dtypes,
-  ``OrderedDict``, ``torch.Size``) or numpy's array/dtype reconstruction is resolved as usual;
-- every other global (a class, ``os.system``, ``builtins.eval`` ...) resolves to
-  :class:`IgnoredObject`, a class that accepts any arguments and state and does nothing, so the
-  pickled object is built as an inert placeholder and its code never runs.
+- :func:`load_tensor_checkpoint` (our checkpoints, backbone ``.pth`` files): tensors, dtypes and
+  plain containers; any other global refuses the whole file, naming it (``weights_only=True``'s
+  rule);
+- :func:`load_restricted` / :func:`load_state_dict` (training checkpoints of other frameworks:
+  mmengine's ``message_hub`` holds ``HistoryBuffer`` objects, ``meta`` holds config objects and
+  numpy scalars): every other global (a class, ``os.system``, ``builtins.getattr`` ...) resolves to
+  :class:`IgnoredObject`, which accepts any arguments and state and does nothing, so the pickled
+  object is built as an inert placeholder and its code never runs;
+- :func:`load_array_pickle` (detectron2's model-zoo ``.pkl``): numpy arrays and plain containers.
 
-Both torch's zip format (``torch.save``) and plain pickles (detectron2's model-zoo ``.pkl`` files)
-are read.
+Tensor rebuild functions are our own (:mod:`.torch_file`): plain dense CPU tensors inside their
+storage, no hooks, no subclass state; meta, sparse, quantized and nested tensors are refused.
 """
 
 import pickle
-import re
-import zipfile
 from pathlib import Path
 from typing import Dict
 
 import numpy as np
 import torch
-from torch import _weights_only_unpickler
+
+from .torch_file import (
+    REFUSED_TENSORS,
+    TENSOR_REBUILDERS,
+    TorchFileError,
+    check_structure,
+    read_torch_file,
+    storage_globals,
+)
 
 try:  # numpy >= 2 moved the array internals to numpy._core
     from numpy._core import multiarray as _multiarray
@@ -64,16 +73,31 @@ class IgnoredObject:
         return "<ignored object>"
 
 
-def _rebuild_plain_tensor(func, new_type, args, state):
-    """Stands in for ``torch._tensor._rebuild_from_type_v2``: keeps the tensor, drops its Python
-    subclass and attributes (which could name any class)."""
-    tensor = func(*args)
-    return tensor if isinstance(tensor, torch.Tensor) else IgnoredObject()
+class _Refused(Exception):
+    """A global the strict unpicklers do not resolve."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.name = name
 
 
 def _allowed_globals() -> dict:
-    allowed = dict(_weights_only_unpickler._get_allowed_globals())
-    allowed["torch._tensor._rebuild_from_type_v2"] = _rebuild_plain_tensor
+    import _codecs
+    import collections
+
+    allowed = {**storage_globals(), **TENSOR_REBUILDERS, **REFUSED_TENSORS}
+    allowed.update({f"torch.{n}": v for n, v in vars(torch).items() if isinstance(v, torch.dtype)})
+    allowed.update(
+        {
+            "torch.Size": torch.Size,
+            "torch.device": torch.device,
+            "collections.OrderedDict": collections.OrderedDict,
+            "builtins.set": set,
+            "builtins.frozenset": frozenset,
+            "builtins.complex": complex,
+            "_codecs.encode": _codecs.encode,  # bytes in protocol-2 pickles of numpy arrays
+        }
+    )
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # numpy 1.x / 2.x pickles
         allowed[f"{module}._reconstruct"] = _multiarray._reconstruct
         allowed[f"{module}.scalar"] = _multiarray.scalar
@@ -85,7 +109,19 @@ def _allowed_globals() -> dict:
 _ALLOWED = _allowed_globals()
 
 
+class _WeightsUnpickler(pickle.Unpickler):
+    """Tensors, dtypes, numpy arrays and plain containers; anything else refuses the file."""
+
+    def find_class(self, module, name):
+        found = _ALLOWED.get(f"{module}.{name}")
+        if found is None:
+            raise _Refused(f"{module}.{name}")
+        return found
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
+    """As :class:`_WeightsUnpickler`, but any other global becomes an inert :class:`IgnoredObject`."""
+
     def find_class(self, module, name):
         return _ALLOWED.get(f"{module}.{name}", IgnoredObject)
 
@@ -96,74 +132,72 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         found = _ALLOWED.get(f"{module}.{name}")
         if found is None or module.startswith("torch"):
-            raise CheckpointReadError(f"it pickles {module}.{name}, not only arrays")
+            raise _Refused(f"{module}.{name}")
         return found
 
 
-class _RestrictedPickleModule:
-    """What ``torch.load(pickle_module=...)`` needs: ``Unpickler`` and ``load``."""
-
-    Unpickler = _RestrictedUnpickler
-
-    @staticmethod
-    def load(file, **kwargs):
-        return _RestrictedUnpickler(file, **kwargs).load()
+def _read(path, unpickler_class, refused_what: str = "", advice: str = ""):
+    """The object in ``path``, structure-checked; every failure is one :class:`CheckpointReadError`
+    line naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise CheckpointReadError(f"{path} is not a file (a checkpoint is one .pth/.pkl file)")
+    try:
+        obj = read_torch_file(path, unpickler_class)
+        check_structure(obj)
+        return obj
+    except _Refused as e:
+        raise CheckpointReadError(
+            f"{path} refused: it pickles {e.name}, {refused_what}; nothing in it was run{advice}"
+        ) from None
+    except TorchFileError as e:
+        raise CheckpointReadError(f"{path} refused: {e}") from None
+    except Exception as e:  # truncated zip, not a pickle, corrupt stream, absurd sizes ...
+        message = str(e).splitlines()[0][:200] if str(e) else ""
+        raise CheckpointReadError(
+            f"{path} is not a readable PyTorch checkpoint or pickle ({type(e).__name__}: {message}); "
+            "is the file complete?"
+        ) from None
 
 
 def load_array_pickle(path):
     """A plain pickle of numpy arrays in dicts/lists (detectron2's model zoo ``.pkl``)."""
-    try:
-        with open(path, "rb") as f:
-            return _ArraysOnlyUnpickler(f, encoding="latin1").load()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint {path} does not exist") from None
-    except CheckpointReadError as e:
-        raise CheckpointReadError(f"{path} refused: {e}; only numpy arrays are read from .pkl files") from None
-    except Exception as e:
-        raise CheckpointReadError(f"{path} is not a readable pickle ({type(e).__name__}: {e})") from None
+    return _read(path, _ArraysOnlyUnpickler, "not only arrays", " (only numpy arrays are read from .pkl files)")
+
+
+def _what(obj) -> str:
+    return "a single tensor" if isinstance(obj, torch.Tensor) else f"a {type(obj).__name__}"
 
 
 def load_tensor_checkpoint(path):
-    """``torch.load(weights_only=True)`` with one-line errors that name the file and what it is."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint {path} does not exist") from None
-    except pickle.UnpicklingError as e:
-        found = re.search(r"GLOBAL (\S+)", str(e))
-        culprit = f"it pickles {found.group(1)}" if found else str(e).splitlines()[0][:200]
-        raise CheckpointReadError(
-            f"{path} refused: {culprit}, not only tensors; nothing in it was run. "
-            "Rein/mmengine files: convert them with tools/convert_rein_checkpoint.py"
-        ) from None
-    except Exception as e:
-        raise CheckpointReadError(
-            f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
-            f"{str(e).splitlines()[0][:200]}); is the file complete?"
-        ) from None
+    """A checkpoint of tensors (``weights_only=True``'s rule: any other pickled object refuses the
+    file), as a dict; its ``model`` entry, where present, maps names to tensors."""
+    obj = _read(
+        path,
+        _WeightsUnpickler,
+        "not only tensors",
+        ". Rein/mmengine files: convert them with tools/convert_rein_checkpoint.py",
+    )
     if not isinstance(obj, dict):
-        what = "a single tensor" if isinstance(obj, torch.Tensor) else f"a {type(obj).__name__}"
-        raise CheckpointReadError(f"{path} holds {what}, not a checkpoint (a dict of named weights)")
+        raise CheckpointReadError(f"{path} holds {_what(obj)}, not a checkpoint (a dict of named weights)")
+    if "model" in obj:
+        model = obj["model"]
+        if not isinstance(model, dict):
+            raise CheckpointReadError(f"{path}: its 'model' entry is {_what(model)}, not a dict of named weights")
+        for key, value in model.items():
+            if not isinstance(key, str):
+                raise CheckpointReadError(f"{path}: its 'model' entry has a key {key!r} that is not a name")
+            if not isinstance(value, (torch.Tensor, np.ndarray)):
+                raise CheckpointReadError(f"{path}: 'model' entry {key} is {_what(value)}, not a tensor")
     return obj
 
 
 def load_restricted(path):
-    """The object pickled in ``path`` (torch zip, legacy torch, or plain pickle), with every
+    """The object pickled in ``path`` (torch zip, legacy torch stream, or plain pickle), with every
     non-tensor object replaced by an :class:`IgnoredObject`. Tensors are loaded on the CPU."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        if not zipfile.is_zipfile(path):  # a plain pickle, or the legacy torch.save format
-            with open(path, "rb") as f:
-                obj = _RestrictedPickleModule.load(f, encoding="latin1")
-            if not (isinstance(obj, int) and obj == torch.serialization.MAGIC_NUMBER):
-                return obj
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
-    except Exception as e:  # truncated zip, not a pickle, corrupt stream ...
-        raise CheckpointReadError(
-            f"{path} is not a readable PyTorch checkpoint or pickle ({type(e).__name__}: {e}); is the file complete?"
-        ) from None
+    return _read(path, _RestrictedUnpickler)
 
 
 def tensors_of(obj, prefix: str = "") -> Dict[str, torch.Tensor]:
@@ -186,8 +220,7 @@ def load_state_dict(path, wrappers=("state_dict", "model")) -> Dict[str, torch.T
     optimizer, schedulers and metadata beside them are ignored)."""
     obj = load_restricted(path)
     if not isinstance(obj, dict):
-        what = "a single tensor" if isinstance(obj, torch.Tensor) else f"a {type(obj).__name__}"
-        raise CheckpointReadError(f"{path} holds {what}, not a dict of named weights")
+        raise CheckpointReadError(f"{path} holds {_what(obj)}, not a dict of named weights")
     for key in wrappers:
         if isinstance(obj.get(key), dict):
             obj = obj[key]

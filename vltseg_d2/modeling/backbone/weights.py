@@ -41,6 +41,7 @@ from timm.models.eva import checkpoint_filter_fn as eva_filter
 from timm.models.vision_transformer import checkpoint_filter_fn as vit_filter
 
 from ...utils.safe_load import CheckpointError, load_tensor_checkpoint
+from ...utils.tensor_fit import misfits
 from .soma import adapter_keys
 
 logger = logging.getLogger(__name__)
@@ -86,11 +87,20 @@ def resolve_source(source: str) -> str:
     )
 
 
+def _read_safetensors(path) -> dict:
+    try:
+        return timm_load_state_dict(path)
+    except Exception as e:  # safetensors' header and bounds checks: a broken or flattened header, short data
+        raise WeightsMismatchError(
+            f"{path} is not a readable safetensors file ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+        ) from None
+
+
 def read_checkpoint(path) -> dict:
     """The tensors of a local file or hub id, with the usual wrapper keys removed."""
     try:
         path = resolve_source(str(path))
-        state = timm_load_state_dict(path) if path.endswith(".safetensors") else load_tensor_checkpoint(path)
+        state = _read_safetensors(path) if path.endswith(".safetensors") else load_tensor_checkpoint(path)
     except CheckpointError as e:
         raise WeightsMismatchError(str(e)) from None
     for key in _WRAPPERS:
@@ -213,15 +223,15 @@ def fit_vit_state(state: dict, vit, source, patch_resample: str = "bicubic") -> 
     own = {k: v for k, v in own.items() if k not in adapter_keys(own)}  # SoMA adapters are not in the file
     missing = sorted(own.keys() - state.keys())
     unexpected = sorted(state.keys() - own.keys())
-    wrong_shape = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in sorted(own.keys() & state.keys())
-        if state[k].shape != own[k].shape
-    ]
+    wrong_shape = misfits(own, state, "file")
     if missing or wrong_shape:
         raise WeightsMismatchError(
             f"{source} does not fit {type(vit).__name__} (width {vit.embed_dim}, depth {len(vit.blocks)}): "
-            + (f"{len(wrong_shape)} tensors of another shape ({'; '.join(wrong_shape[:5])}) " if wrong_shape else "")
+            + (
+                f"{len(wrong_shape)} tensors of another shape or kind of number ({'; '.join(wrong_shape[:5])}) "
+                if wrong_shape
+                else ""
+            )
             + (f"{len(missing)} model weights absent from the file ({', '.join(missing[:5])}) " if missing else "")
             + "- check model_name, model_kwargs and patch_size against the file."
         )
