@@ -2,7 +2,10 @@
 
 import json
 import logging
+import os
 import signal
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -11,7 +14,7 @@ from detectron2.utils.events import EventStorage
 from test_train_net import FAST, losses_by_iter, train_net, wait_until
 
 from vltseg_d2.engine import REQUEUE_EXIT_CODE
-from vltseg_d2.engine.preemption import PreemptionHook
+from vltseg_d2.engine.preemption import InterruptibleLoader, PreemptionHook, _interrupt_at_once
 from vltseg_d2.engine.writers import MetricPrinter
 
 COMMON = [
@@ -29,11 +32,13 @@ def wait_for_iteration(out, proc, iteration):
     wait_until(proc, reached, f"iteration {iteration}")
 
 
-def stop_with_signal(out, proc, sig, after_iteration=1):
-    """Send ``sig`` once the background run logged ``after_iteration``; the run must checkpoint and
-    exit for requeue. Returns the iteration it stopped at."""
+def stop_with_signal(out, proc, sig, after_iteration=1, group=False):
+    """Send ``sig`` once the background run logged ``after_iteration`` (to the main process, or
+    with ``group`` to every process of the job, data-loader workers included, as a terminal's
+    Ctrl-C and SLURM do); the run must checkpoint and exit for requeue. Returns the iteration it
+    stopped at."""
     wait_for_iteration(out, proc, after_iteration)
-    proc.send_signal(sig)
+    os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
     code = proc.wait(timeout=300)
     log = proc.log.read_text()
     assert "received after the last iteration" not in log, "the run ended before the signal: raise train.max_iter"
@@ -83,6 +88,58 @@ def test_a_nan_loss_stops_training_naming_iteration_terms_and_lr(synthetic_root,
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()), path
     last = json.loads((out / "metrics.json").read_text().splitlines()[-1])
     assert last["iteration"] < 29
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_whole_process_group_still_checkpoints(synthetic_root, tmp_path, sig, processes):
+    """Data-loader workers ignore the signal (the main process decides): the run checkpoints and
+    exits for requeue instead of failing on a dead worker."""
+    out = tmp_path / "group"
+    workers = ["dataloader.train.num_workers=2", "dataloader.test.num_workers=1"]  # after COMMON's 0
+    args = [f"--num-gpus={processes}", f"train.output_dir={out}"] + COMMON + workers
+    proc = train_net(args, synthetic_root, background=tmp_path / "group.log")
+    stop_with_signal(out, proc, sig, after_iteration=2, group=True)
+
+
+def _children(pid):
+    return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+
+
+def test_a_killed_data_worker_is_one_line_naming_the_checkpoint_to_resume_from(synthetic_root, tmp_path):
+    out = tmp_path / "killed"
+    args = [f"train.output_dir={out}"] + COMMON + ["train.checkpointer.period=2", "dataloader.train.num_workers=2"]
+    proc = train_net(args, synthetic_root, background=tmp_path / "killed.log")
+    wait_for_iteration(out, proc, 3)
+    os.kill(_children(proc.pid)[0], signal.SIGKILL)  # the first data-loader worker
+    assert proc.wait(timeout=300) == 1
+    log = proc.log.read_text()
+    last = (out / "last_checkpoint").read_text()
+    assert f"the last checkpoint ({last}) is kept: run again with --resume to continue" in log, log[-3000:]
+    assert "error: a data-loader worker died at iteration" in log and "Traceback" not in log, log[-3000:]
+
+
+def test_a_worker_ignores_sigterm_from_others_and_ends_on_its_parents():
+    echo = (
+        "import sys; from vltseg_d2.data.workers import ignore_job_signals; ignore_job_signals()\n"
+        "for line in sys.stdin: print('alive', flush=True)"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", echo], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def alive():
+        worker.stdin.write("ping\n")
+        worker.stdin.flush()
+        return worker.stdout.readline() == "alive\n"  # EOF ("") once a signal ended it
+
+    try:
+        assert alive()  # its signal set-up has run
+        for sig in ("TERM", "INT"):  # sent by another process, as a terminal or SLURM does
+            subprocess.run(["kill", f"-{sig}", str(worker.pid)], check=True)
+            assert alive()
+        worker.terminate()  # from its parent: what torch and multiprocessing's exit handler do
+        assert worker.wait(timeout=60) == 0  # a stop it was asked for, not a crash
+    finally:
+        worker.kill()
 
 
 def test_the_launcher_forwards_sigterm_to_its_workers_and_exits_for_requeue(synthetic_root, tmp_path):
@@ -141,12 +198,42 @@ def test_after_the_last_iteration_ctrl_c_interrupts_and_sigterm_still_waits():
         assert all(signal.getsignal(sig) == hook._handler for sig in PreemptionHook.SIGNALS)
         hook.trainer.iter = 19
         hook.after_step()  # the last iteration: final checkpoint and evaluation follow
-        assert signal.getsignal(signal.SIGINT) is before[signal.SIGINT]  # Ctrl-C: KeyboardInterrupt at once
+        assert signal.getsignal(signal.SIGINT) is _interrupt_at_once  # Ctrl-C: KeyboardInterrupt at once
         assert signal.getsignal(signal.SIGTERM) == hook._handler
     finally:
         hook.trainer.iter = 20
         hook.after_train()
     assert {sig: signal.getsignal(sig) for sig in PreemptionHook.SIGNALS} == before
+
+
+class _ShutsDownWorkers:
+    """Stands for a data loader iterator whose finaliser runs when the signal arrives."""
+
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)  # KeyboardInterrupt inside __del__: printed and ignored
+
+
+def test_ctrl_c_lost_in_a_finaliser_still_stops_the_evaluation_at_the_next_batch():
+    """The race of the final evaluation: the KeyboardInterrupt of a Ctrl-C that lands in a
+    finaliser is swallowed; the flag stops the evaluation before its next batch all the same."""
+    hook = PreemptionHook(checkpointer_hook=None, device=torch.device("cpu"))
+    hook.trainer = SimpleNamespace(iter=19, max_iter=20)
+    before = signal.getsignal(signal.SIGINT)
+    hook.before_train()
+    try:
+        hook.after_step()  # the last iteration: the final evaluation follows
+        seen = []
+        with pytest.raises(KeyboardInterrupt):
+            for batch in InterruptibleLoader([1, 2, 3]):
+                seen.append(batch)
+                if batch == 1:
+                    _ShutsDownWorkers()  # created and finalised at once: the signal lands in __del__
+        assert seen == [1]
+    finally:
+        hook.trainer.iter = 20
+        hook.after_train()
+    assert signal.getsignal(signal.SIGINT) is before
+    assert list(InterruptibleLoader([1, 2])) == [1, 2]  # the flag ends with the run
 
 
 def test_the_console_printer_writes_twice_at_one_iteration_of_the_timer_warm_up(caplog):

@@ -28,7 +28,8 @@ def train_net(args, datasets, check=True, **kwargs):
     log = kwargs.pop("background", None)  # a path: run in the background, output to that file
     if log:
         with open(log, "w") as f:
-            proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
+            # its own process group: a test can signal the whole job (as a terminal or SLURM does)
+            proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
         proc.log = log
         return proc
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, **kwargs)

@@ -38,6 +38,7 @@ from detectron2.utils.logger import setup_logger
 from vltseg_d2.checkpoint import CheckpointError, load_weights
 from vltseg_d2.config import ConfigError, OverrideError, apply_overrides
 from vltseg_d2.data.loader import check_batch_split
+from vltseg_d2.data.workers import DataWorkerDied, is_dead_worker_error
 from vltseg_d2.engine import (
     REQUEUE_EXIT_CODE,
     Trainer,
@@ -90,8 +91,25 @@ def main(args):
         trainer.resume_or_load(resume=args.resume)
     except (CheckpointError, ConfigError, FileNotFoundError) as e:  # bad input: one line, no traceback
         raise SystemExit(f"error: {e}") from None
+    except DataWorkerDied as e:
+        raise SystemExit(
+            f"error: a data-loader worker died {e} (killed, or out of memory: lower dataloader.test.num_workers); "
+            "nothing was written: run the evaluation again"
+        ) from None
     try:
         results = trainer.train()
+    except (DataWorkerDied, RuntimeError) as e:  # a worker killed from outside, or by the kernel for memory
+        if isinstance(e, RuntimeError) and not is_dead_worker_error(e):
+            raise
+        last = os.path.join(cfg.train.output_dir, "last_checkpoint")
+        kept = "no checkpoint yet"
+        if os.path.isfile(last):
+            kept = f"the last checkpoint ({open(last).read().strip()}) is kept"
+        where = str(e) if isinstance(e, DataWorkerDied) else f"after iteration {trainer.iter}: {str(e).strip()}"
+        raise SystemExit(
+            f"error: a data-loader worker died {where} (killed, or out of memory: lower dataloader.train.num_workers); "
+            f"{kept}: run again with --resume to continue"
+        ) from None
     except TrainingInterrupted as e:  # SIGTERM / SIGINT: checkpoint written; tools/slurm_train.sh requeues
         logger.warning(str(e))
         sys.exit(REQUEUE_EXIT_CODE)
@@ -113,6 +131,9 @@ def parse_args(argv=None):
     parser = default_argument_parser(epilog=__doc__)
     parser.add_argument("--per-class", action="store_true", help="print per-class IoU in the cross-domain table")
     args = parser.parse_args(argv)
+    if args.num_machines == 1 and args.dist_url == parser.get_default("dist_url"):
+        # detectron2's default port depends only on the user id: two runs on one machine would collide
+        args.dist_url = "auto"
     try:  # refuse misspelled override keys and a batch that cannot be split before spawning any process
         cfg = apply_overrides(LazyConfig.load(args.config_file), args.opts)
         if not args.eval_only:

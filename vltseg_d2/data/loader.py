@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from ..config import ConfigError
 from ..utils.seeding import seed_torch
 from .sources import SampleSchedule
+from .workers import ignore_job_signals
 
 
 class _BatchStream(IterableDataset):
@@ -102,7 +103,14 @@ class ResumableTrainLoader:
             comm.get_rank(),
             comm.get_world_size(),
         )
-        return iter(DataLoader(stream, batch_size=None, num_workers=self.num_workers, collate_fn=_identity))
+        loader = DataLoader(
+            stream,
+            batch_size=None,
+            num_workers=self.num_workers,
+            collate_fn=_identity,
+            worker_init_fn=ignore_job_signals,
+        )
+        return iter(loader)
 
 
 def _identity(batch):

@@ -34,6 +34,42 @@ class TrainingInterrupted(BaseException):
         self.signal_name, self.iteration, self.checkpoint = signal_name, iteration, checkpoint
 
 
+_INTERRUPTED = threading.Event()  # Ctrl-C after the last iteration: the final evaluation stops
+
+
+def _interrupt_at_once(signum, frame):
+    """SIGINT after the last iteration: KeyboardInterrupt now, and a flag that the evaluation
+    checks before every batch and before writing its table. The flag is what makes it certain: a
+    KeyboardInterrupt raised while the main thread runs a finaliser (a data loader shutting its
+    workers down between two datasets) is printed as "Exception ignored" and lost."""
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+def raise_if_interrupted():
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
+class InterruptibleLoader:
+    """A test loader (length and attributes kept) that stops with KeyboardInterrupt before the
+    next batch once Ctrl-C came after the last training iteration."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            raise_if_interrupted()
+            yield batch
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+
 class RotatingCheckpointer(hooks.PeriodicCheckpointer):
     """detectron2's PeriodicCheckpointer, with ``max_to_keep`` holding across resumes: the
     periodic checkpoints already in the folder count towards it (detectron2 forgets them)."""
@@ -65,9 +101,9 @@ class PreemptionHook(HookBase):
     with one tiny all-reduce per iteration (a signal may reach the ranks a step apart).
     Repeated signals are ignored while the checkpoint is written.
 
-    Once the last iteration has run, Ctrl-C gets Python's own handler back, so it interrupts the
-    final checkpoint and evaluation at once; SIGTERM still lets them finish (SLURM's ``--signal``
-    comes minutes before the time limit) and is reported at the end.
+    Once the last iteration has run, Ctrl-C interrupts the final checkpoint and evaluation at once
+    (:func:`_interrupt_at_once`); SIGTERM still lets them finish (SLURM's ``--signal`` comes
+    minutes before the time limit) and is reported at the end.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -84,6 +120,7 @@ class PreemptionHook(HookBase):
             self.received = signal.Signals(signum).name
 
     def before_train(self):
+        _INTERRUPTED.clear()
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handler)
@@ -99,7 +136,12 @@ class PreemptionHook(HookBase):
                 f"{self.received} received after the last iteration: training is complete "
                 "(final checkpoint and evaluation included), nothing to resume"
             )
-        self._restore(*self.SIGNALS)
+        if self.received is None:
+            self._restore(*self.SIGNALS)
+        # else the flag-only handler stays to the end: the same signal often comes twice (to the
+        # whole process group, and forwarded by the launcher), and the second one must not
+        # interrupt the exit that the first one started
+        _INTERRUPTED.clear()
 
     def _any_rank_received(self) -> bool:
         if comm.get_world_size() == 1:
@@ -110,8 +152,8 @@ class PreemptionHook(HookBase):
 
     def after_step(self):
         if not self._any_rank_received():
-            if self.trainer.iter + 1 >= self.trainer.max_iter:  # the loop is over: Ctrl-C stops what follows
-                self._restore(signal.SIGINT)
+            if self.trainer.iter + 1 >= self.trainer.max_iter and signal.SIGINT in self._previous:
+                signal.signal(signal.SIGINT, _interrupt_at_once)  # the loop is over: Ctrl-C stops what follows
             return
         iteration = self.trainer.iter
         logger.warning(f"{self.received or 'a signal on another rank'}: stopping after iteration {iteration}")

@@ -27,12 +27,13 @@ from detectron2.utils import comm
 from ..checkpoint import SafeCheckpointer
 from ..config import ConfigError
 from ..data.mapper import inference_augmentations
+from ..data.workers import DataWorkerDied, ignore_job_signals, is_dead_worker_error
 from ..evaluation import format_cross_domain_table, save_cross_domain, summarize_cross_domain
 from ..evaluation.prediction_writer import PredictionWriter
 from ..modeling import count_parameters
 from .compile import compile_heavy_parts
 from .ema import EMAHook, TrainableEMA
-from .preemption import PreemptionHook, RotatingCheckpointer
+from .preemption import InterruptibleLoader, PreemptionHook, RotatingCheckpointer, raise_if_interrupted
 from .schedule import CosineWeightDecay
 from .train_step import MixedPrecisionTrainer, autocast, resolve_precision
 from .writers import build_writers
@@ -174,7 +175,9 @@ class Trainer(DefaultTrainer):
         test.dataset.names = dataset_name
         protocol = cfg.dataloader.get("test_protocols", {}).get(dataset_name, {})
         test.mapper.augmentations = inference_augmentations(**protocol)
-        return instantiate(test)
+        loader = instantiate(test)
+        loader.worker_init_fn = ignore_job_signals  # Ctrl-C / SIGTERM to the job: the main process decides
+        return InterruptibleLoader(loader)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
@@ -209,14 +212,21 @@ class Trainer(DefaultTrainer):
         results = OrderedDict()
         for name in names:
             evaluator = cls.build_evaluator(cfg, name, output_folder=os.path.join(folder, "predictions"))
-            with autocast(device, precision):  # the training precision (train.amp), bf16 on CPU too
-                res = inference_on_dataset(model, cls.build_test_loader(cfg, name), evaluator)
+            try:
+                with autocast(device, precision):  # the training precision (train.amp), bf16 on CPU too
+                    res = inference_on_dataset(model, cls.build_test_loader(cfg, name), evaluator)
+            except RuntimeError as e:
+                if is_dead_worker_error(e):
+                    raise DataWorkerDied(f"while evaluating {name}: {str(e).splitlines()[0]}") from None
+                raise
+            raise_if_interrupted()
             if res and "sem_seg" in res:
                 results[name] = {"sem_seg": res["sem_seg"]}
         if results and comm.is_main_process():
             summary = summarize_cross_domain(results, in_domain=tuple(cfg.dataloader.get("in_domain", ())))
             summary.update(checkpoint=source, protocol=evaluation_protocol(cfg, model, names))
             logger.info(f"Cross-domain evaluation:\n{format_cross_domain_table(summary, per_class=per_class)}")
+            raise_if_interrupted()
             json_path, md_path = save_cross_domain(summary, folder)  # an OSError here names the file
             logger.info(f"saved to {json_path} and {md_path}")
         return results
