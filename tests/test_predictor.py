@@ -2,6 +2,7 @@
 
 import cv2
 import numpy as np
+import pytest
 import torch
 from detectron2.config import LazyConfig, instantiate
 
@@ -46,3 +47,23 @@ def test_the_datasets_evaluation_resize_protocol_is_applied(tmp_path):
     torch.testing.assert_close(got, expected)
     plain = Predictor(cfg, weights, input_format="RGB", dataset="synthetic_night_val")(rgb)["sem_seg"]
     assert not torch.allclose(plain, got)
+
+
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (np.full((8, 8, 3), 0.5, np.float32), r"not float32 \(floats in 0\.\.1: \(image \* 255\)"),
+        (np.zeros((8, 8), np.uint8), r"not shape \(8, 8\) \(gray: cv2.cvtColor"),
+        (np.zeros((8, 8, 4), np.uint8), r"not shape \(8, 8, 4\) .*COLOR_BGRA2BGR"),
+        (np.zeros((3, 8, 8), np.uint8), r"not 3 x H x W \(3, 8, 8\) \(image.transpose\(1, 2, 0\)\)"),
+        (np.zeros((0, 8, 3), np.uint8), r"this one is empty \(\(0, 8, 3\)\)"),
+        (torch.zeros(3, 8, 8, dtype=torch.uint8), r"not a torch tensor"),
+        ([[0, 1]], r"not a list"),
+    ],
+)
+def test_inputs_it_does_not_take_are_refused_in_one_line_saying_how_to_convert(image, message):
+    from vltseg_d2.engine.predictor import check_image
+
+    with pytest.raises((TypeError, ValueError), match=r"takes an H x W x 3 uint8 BGR numpy array .*" + message):
+        check_image(image, "BGR")
+    check_image(np.zeros((8, 8, 3), np.uint8))

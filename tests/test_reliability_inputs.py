@@ -1,6 +1,7 @@
 """Bad values caught where they enter: labels, evaluation files, dataset names, overrides, demo
 inputs and converter outputs."""
 
+import json
 import logging
 import math
 import os
@@ -188,3 +189,48 @@ def test_an_interrupted_write_leaves_no_temporary(tmp_path):
             tmp.write_bytes(b"half")
             raise KeyboardInterrupt  # Ctrl-C during a converter
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_validation_images_are_skipped_counted_and_the_other_datasets_evaluated(tmp_path):
+    from test_train_net import FAST, train_net
+
+    from vltseg_d2.checkpoint.io import save_atomic
+    from vltseg_d2.data.synthetic import generate
+
+    root = tmp_path / "datasets"
+    generate(root, num_train=2, num_val=3, height=96, width=192, seed=0, nproc=1)
+    night = root / "synthetic" / "night" / "val" / "images"
+    (night / "00000.png").write_bytes(b"")  # zero bytes
+    (night / "00001.png").unlink()
+    (night / "00001.png").mkdir()  # a folder named like an image
+    cfg = LazyConfig.load("configs/demo/tiny_synthetic_cpu.py")
+    save_atomic({"model": instantiate(cfg.model).state_dict()}, tmp_path / "model.pth")
+    out = tmp_path / "eval"
+    args = ["--eval-only", f"train.init_checkpoint={tmp_path / 'model.pth'}", f"train.output_dir={out}",
+            "dataloader.test_datasets=[synthetic_night_val,synthetic_source_val]"] + FAST  # fmt: skip
+    result = train_net(args, root)
+    summary = json.loads(next(out.glob("eval/*/cross_domain.json")).read_text())
+    skipped = {row["dataset"]: row["skipped_images"] for row in summary["rows"]}
+    assert skipped == {"synthetic_night_val": 2, "synthetic_source_val": 0}
+    log = result.stdout + result.stderr
+    assert "unreadable image" in log and "00000.png" in log and "00001.png" in log and "Traceback" not in log
+
+
+def test_16_bit_labels_and_images_are_read_as_what_they_hold(tmp_path):
+    from vltseg_d2.data.images import read_image, read_label
+
+    label = np.array([[0, 18, 255], [2, 3, 4]], np.uint16)
+    Image.fromarray(label).save(tmp_path / "ok16.png")
+    assert read_label(str(tmp_path / "ok16.png")).tolist() == label.tolist()
+    label[0, 0] = 258  # would wrap to class 2
+    Image.fromarray(label).save(tmp_path / "wide.png")
+    with pytest.raises(ValueError, match="wide.png is uint16 with values up to 258; expected train ids"):
+        read_label(str(tmp_path / "wide.png"))
+    gray = np.array([[0, 257, 65535], [1000, 30000, 128]], np.uint16)
+    Image.fromarray(gray).save(tmp_path / "gray16.png")
+    image = read_image(str(tmp_path / "gray16.png"), format="BGR")
+    assert image.shape == (2, 3, 3) and image.dtype == np.uint8
+    assert image[..., 0].tolist() == [[0, 1, 255], [4, 117, 0]]  # value / 257, rounded
+    Image.fromarray(np.zeros((2, 2), np.float32), mode="F").save(tmp_path / "float.tiff")
+    with pytest.raises(ValueError, match="float.tiff is a 32-bit float image"):
+        read_image(str(tmp_path / "float.tiff"))

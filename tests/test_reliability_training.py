@@ -13,8 +13,9 @@ import torch
 from detectron2.utils.events import EventStorage
 from test_train_net import FAST, losses_by_iter, train_net, wait_until
 
+from vltseg_d2.data.test_loader import TestLoader
 from vltseg_d2.engine import REQUEUE_EXIT_CODE
-from vltseg_d2.engine.preemption import InterruptibleLoader, PreemptionHook, _interrupt_at_once
+from vltseg_d2.engine.preemption import PreemptionHook, _interrupt_at_once, raise_if_interrupted
 from vltseg_d2.engine.writers import MetricPrinter
 
 COMMON = [
@@ -224,16 +225,16 @@ def test_ctrl_c_lost_in_a_finaliser_still_stops_the_evaluation_at_the_next_batch
         hook.after_step()  # the last iteration: the final evaluation follows
         seen = []
         with pytest.raises(KeyboardInterrupt):
-            for batch in InterruptibleLoader([1, 2, 3]):
+            for batch in TestLoader([[1], [2], [3]], before_batch=raise_if_interrupted):
                 seen.append(batch)
-                if batch == 1:
+                if batch == [1]:
                     _ShutsDownWorkers()  # created and finalised at once: the signal lands in __del__
-        assert seen == [1]
+        assert seen == [[1]]
     finally:
         hook.trainer.iter = 20
         hook.after_train()
     assert signal.getsignal(signal.SIGINT) is before
-    assert list(InterruptibleLoader([1, 2])) == [1, 2]  # the flag ends with the run
+    assert list(TestLoader([[1], [2]], before_batch=raise_if_interrupted)) == [[1], [2]]  # the flag ends with the run
 
 
 def test_the_console_printer_writes_twice_at_one_iteration_of_the_timer_warm_up(caplog):

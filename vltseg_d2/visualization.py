@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 from detectron2.data import MetadataCatalog
-from detectron2.data.detection_utils import read_image
 from detectron2.utils.visualizer import ColorMode, Visualizer
 from tqdm import tqdm
 
+from .data.images import read_image
 from .data.prepare.common import write_atomic
 from .modeling.inference import class_map
 

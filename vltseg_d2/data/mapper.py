@@ -5,26 +5,17 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
-from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import Instances
-from PIL import Image
 
 from .crop import CategoryAreaCrop
 from .datasets.classes import IGNORE_LABEL
 from .decoded_cache import DecodedCache
+from .images import read_image, read_label
 from .resize import KeepRatioResize, RandomShortEdgeResize
 from .transforms import PhotometricDistortion
 
 logger = logging.getLogger(__name__)
-
-
-def read_label(path: str) -> np.ndarray:
-    with Image.open(path) as f:
-        label = np.asarray(f)
-    if label.ndim != 2:
-        raise ValueError(f"label {path} has shape {label.shape}; expected a single-channel train-id PNG")
-    return label.astype(np.uint8)
 
 
 def invalid_label_values(label: np.ndarray, num_classes: int, ignore_label: int = IGNORE_LABEL) -> np.ndarray:
@@ -94,9 +85,9 @@ class SemSegDatasetMapper:
         record = dict(record)
         try:
             image, sem_seg = self.cache.get_or_load(record["file_name"], lambda: self._read(record))
-        except (OSError, ValueError) as e:
-            if not self.is_train:
-                raise
+        except (OSError, ValueError) as e:  # missing, empty, truncated, a folder, an unsupported depth
+            if not self.is_train:  # the test loader leaves it out and the evaluator counts it
+                return {"file_name": record["file_name"], "unreadable": f"{type(e).__name__}: {e}"}
             self._skip(f"skipping unreadable training sample {record['file_name']}: {e}")
             return None  # the loader then draws another sample
         if sem_seg is not None and sem_seg.shape != image.shape[:2]:
@@ -128,7 +119,7 @@ class SemSegDatasetMapper:
         return record
 
     def _read(self, record):
-        image = utils.read_image(record["file_name"], format=self.image_format)
+        image = read_image(record["file_name"], format=self.image_format)
         return image, read_label(record["sem_seg_file_name"]) if self.is_train else None
 
     def _pad_label(self, sem_seg):

@@ -31,6 +31,31 @@ logger = logging.getLogger(__name__)
 MAX_WHOLE_PIXELS = 2048 * 2048  # 8000x4000 whole-image inference needs ~12 GB
 
 
+def check_image(image, input_format: str = "BGR"):
+    """Refuse, in one line saying what is taken and how to convert, any image that is not an
+    H x W x 3 uint8 array: a float image in 0..1 read as 0..255, a gray, BGRA or CHW array, or a
+    tensor would otherwise give a silently wrong prediction or a traceback deep in the model."""
+    takes = f"the predictor takes an H x W x 3 uint8 {input_format} numpy array (as cv2.imread gives)"
+    if isinstance(image, torch.Tensor):
+        raise TypeError(f"{takes}, not a torch tensor (a C x H x W tensor: tensor.permute(1, 2, 0).cpu().numpy())")
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{takes}, not a {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(
+            f"{takes}, not {image.dtype} (floats in 0..1: (image * 255).round().astype(np.uint8); "
+            "16-bit: (image / 257).round().astype(np.uint8))"
+        )
+    if image.ndim == 3 and image.shape[0] == 3 and image.shape[2] != 3:
+        raise ValueError(f"{takes}, not 3 x H x W {image.shape} (image.transpose(1, 2, 0))")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"{takes}, not shape {image.shape} (gray: cv2.cvtColor(image, cv2.COLOR_GRAY2BGR); "
+            "with alpha: cv2.cvtColor(image, cv2.COLOR_BGRA2BGR))"
+        )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"{takes}; this one is empty ({image.shape})")
+
+
 class Predictor:
     """Args:
     cfg: a LazyConfig with ``model``, ``train`` and ``dataloader``.
@@ -74,6 +99,7 @@ class Predictor:
     @torch.no_grad()
     def __call__(self, image: np.ndarray) -> dict:
         """``image``: H x W x 3 uint8 in ``input_format``. Returns ``{"sem_seg": K x H x W scores}``."""
+        check_image(image, self.input_format)
         rgb = image[..., ::-1] if self.input_format == "BGR" else image
         resized = rgb
         for aug in self.augmentations:

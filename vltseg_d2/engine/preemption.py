@@ -51,25 +51,6 @@ def raise_if_interrupted():
         raise KeyboardInterrupt
 
 
-class InterruptibleLoader:
-    """A test loader (length and attributes kept) that stops with KeyboardInterrupt before the
-    next batch once Ctrl-C came after the last training iteration."""
-
-    def __init__(self, loader):
-        self.loader = loader
-
-    def __len__(self):
-        return len(self.loader)
-
-    def __iter__(self):
-        for batch in self.loader:
-            raise_if_interrupted()
-            yield batch
-
-    def __getattr__(self, name):
-        return getattr(self.loader, name)
-
-
 class RotatingCheckpointer(hooks.PeriodicCheckpointer):
     """detectron2's PeriodicCheckpointer, with ``max_to_keep`` holding across resumes: the
     periodic checkpoints already in the folder count towards it (detectron2 forgets them)."""

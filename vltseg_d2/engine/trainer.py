@@ -27,13 +27,14 @@ from detectron2.utils import comm
 from ..checkpoint import SafeCheckpointer
 from ..config import ConfigError
 from ..data.mapper import inference_augmentations
+from ..data.test_loader import TestLoader
 from ..data.workers import DataWorkerDied, ignore_job_signals, is_dead_worker_error
 from ..evaluation import format_cross_domain_table, save_cross_domain, summarize_cross_domain
 from ..evaluation.prediction_writer import PredictionWriter
 from ..modeling import count_parameters
 from .compile import compile_heavy_parts
 from .ema import EMAHook, TrainableEMA
-from .preemption import InterruptibleLoader, PreemptionHook, RotatingCheckpointer, raise_if_interrupted
+from .preemption import PreemptionHook, RotatingCheckpointer, raise_if_interrupted
 from .schedule import CosineWeightDecay
 from .train_step import MixedPrecisionTrainer, autocast, resolve_precision
 from .writers import build_writers
@@ -177,7 +178,7 @@ class Trainer(DefaultTrainer):
         test.mapper.augmentations = inference_augmentations(**protocol)
         loader = instantiate(test)
         loader.worker_init_fn = ignore_job_signals  # Ctrl-C / SIGTERM to the job: the main process decides
-        return InterruptibleLoader(loader)
+        return TestLoader(loader, before_batch=raise_if_interrupted)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
@@ -213,8 +214,12 @@ class Trainer(DefaultTrainer):
         for name in names:
             evaluator = cls.build_evaluator(cfg, name, output_folder=os.path.join(folder, "predictions"))
             try:
+                loader = cls.build_test_loader(cfg, name)
+                counters = [e for e in evaluator._evaluators if hasattr(e, "skip_unreadable")]
+                if counters:  # counted and shown in the table, like unreadable labels
+                    loader.on_unreadable = counters[0].skip_unreadable
                 with autocast(device, precision):  # the training precision (train.amp), bf16 on CPU too
-                    res = inference_on_dataset(model, cls.build_test_loader(cfg, name), evaluator)
+                    res = inference_on_dataset(model, loader, evaluator)
             except RuntimeError as e:
                 if is_dead_worker_error(e):
                     raise DataWorkerDied(f"while evaluating {name}: {str(e).splitlines()[0]}") from None

@@ -14,7 +14,8 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from ..data.mapper import invalid_label_values, read_label
+from ..data.images import read_label
+from ..data.mapper import invalid_label_values
 from ..modeling.inference import class_map
 
 
@@ -97,6 +98,10 @@ class SemSegIoUEvaluator(DatasetEvaluator):
                     "they are left out of the scores (re-run the dataset's prepare script)"
                 )
             self.add(gt.astype(np.int64), pred)
+
+    def skip_unreadable(self, file_name: str, reason: str):
+        """An image the test loader could not read (:class:`TestLoader`)."""
+        self._skip(f"unreadable image {file_name} ({reason})")
 
     def _skip(self, reason: str):
         self.skipped_images += 1
