@@ -46,6 +46,7 @@ from vltseg_d2.engine import (
     eval_output_dir,
     evaluation_dataset_names,
     launch,
+    lock_output_dir,
     resolve_device,
 )
 
@@ -59,6 +60,8 @@ def setup(args):
         # everything of one evaluation (log, config, table, predictions) in one folder
         args.eval_dir = eval_output_dir(cfg, cfg.train.init_checkpoint)
         cfg.train.output_dir = args.eval_dir
+    elif comm.get_rank() == 0:  # before anything is written there
+        lock_output_dir(cfg.train.output_dir)
     default_setup(cfg, args)
     setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="vltseg_d2", abbrev_name="vltseg")
     return cfg
@@ -82,13 +85,35 @@ def evaluate(cfg, args):
     )
 
 
+def check_something_to_train(trainer, cfg):
+    """A resumed checkpoint at or past ``train.max_iter`` leaves nothing to train: say so and stop
+    (detectron2 would run no iteration, then file a table under a model_final.pth never written)."""
+    if trainer.start_iter < trainer.max_iter:
+        return
+    reached = trainer.start_iter - 1
+    final = os.path.join(cfg.train.output_dir, "model_final.pth")
+    evaluate = f"; evaluate it with --eval-only train.init_checkpoint={final}" if os.path.isfile(final) else ""
+    if trainer.start_iter == trainer.max_iter:
+        logger.info(f"--resume: training already ran to its last iteration ({reached}){evaluate}")
+        raise SystemExit(0)
+    raise ConfigError(
+        f"--resume: the checkpoint in {cfg.train.output_dir} is at iteration {reached}, past "
+        f"train.max_iter={trainer.max_iter}: nothing to train. Raise train.max_iter above {reached + 1} to "
+        "continue, or resume in another train.output_dir"
+    )
+
+
 def main(args):
-    cfg = setup(args)
+    try:
+        cfg = setup(args)
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
     try:
         if args.eval_only:
             return evaluate(cfg, args)
         trainer = Trainer(cfg)
         trainer.resume_or_load(resume=args.resume)
+        check_something_to_train(trainer, cfg)
     except (CheckpointError, ConfigError, FileNotFoundError) as e:  # bad input: one line, no traceback
         raise SystemExit(f"error: {e}") from None
     except DataWorkerDied as e:

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from .data.images import read_image
 from .data.prepare.common import write_atomic
+from .evaluation.prediction_writer import common_folder, relative_target
 from .modeling.inference import class_map
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def run_images(predictor, files, output, side_by_side=False):
     single_file = len(files) == 1 and Path(output).suffix.lower() in IMAGE_SUFFIXES
     out_dir = Path(output).parent if single_file else Path(output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, root = [], common_folder(str(f) for f in files)
     for path in tqdm(files, desc="demo", unit="image"):
         try:  # read fully: a truncated JPEG is an error here, not a half-grey overlay
             rgb = read_image(str(path), format="RGB")
@@ -61,7 +62,7 @@ def run_images(predictor, files, output, side_by_side=False):
             logger.warning(f"skipping unreadable image {path} ({type(e).__name__}: {e})")
             continue
         result = overlay(rgb, predict_train_ids(predictor, rgb), side_by_side)
-        target = Path(output) if single_file else out_dir / f"{path.stem}_seg.png"
+        target = Path(output) if single_file else relative_target(str(path), root, out_dir, "_seg.png")
         write_atomic(target, np.ascontiguousarray(result[..., ::-1]))
         written.append(target)
     return written

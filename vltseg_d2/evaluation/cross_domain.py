@@ -87,9 +87,29 @@ def format_cross_domain_table(summary: dict, per_class=False, tablefmt="github")
     return f"{describe_protocol(summary['protocol'])}\n\n{text}" if summary.get("protocol") else text
 
 
+def _datasets_of(json_path: Path):
+    try:
+        return sorted(row["dataset"] for row in json.loads(json_path.read_text())["rows"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable: kept, never replaced
+
+
+def free_table_stem(output_dir, summary: dict, stem: str = "cross_domain") -> str:
+    """``stem``, or ``stem_2``, ``stem_3``, ...: a table of the same datasets is replaced (the same
+    evaluation run again), one of other datasets is kept beside the new one."""
+    out, wanted = Path(output_dir), sorted(row["dataset"] for row in summary["rows"])
+    candidate, n = stem, 1
+    while (out / f"{candidate}.json").exists() and _datasets_of(out / f"{candidate}.json") != wanted:
+        n += 1
+        candidate = f"{stem}_{n}"
+    return candidate
+
+
 def save_cross_domain(summary: dict, output_dir, stem="cross_domain"):
-    """Write ``<stem>.json`` and ``<stem>.md`` (per-class table included); returns their paths."""
+    """Write ``<stem>.json`` and ``<stem>.md`` (per-class table included), or ``<stem>_<n>.*``
+    where a table of other datasets is there already (:func:`free_table_stem`); returns the paths."""
     out = Path(output_dir)
+    stem = free_table_stem(out, summary, stem)
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
     write_text_atomic(json_path, json.dumps(summary, indent=2, allow_nan=True))
     write_text_atomic(

@@ -7,6 +7,7 @@ mismatches, images without a label and labels without an image.
 """
 
 import argparse
+import errno
 import logging
 import multiprocessing as mp
 import os
@@ -100,10 +101,21 @@ def check_size(label: np.ndarray, image_path: Optional[Path]):
 
 
 def write_atomic(path: Path, array: np.ndarray, params=()):
-    """Write an image with OpenCV through :func:`atomic_path` (format from the suffix)."""
+    """Write an image through :func:`atomic_path` (format from the suffix). Encoded in memory by
+    OpenCV and written by Python, which raises on a full disk, then checked for its full size
+    before the rename: ``cv2.imwrite`` can report success for a short write."""
+    path = Path(path)
+    ok, encoded = cv2.imencode(path.suffix, array, list(params))
+    if not ok:
+        raise OSError(f"OpenCV could not encode {path}")
+    data = encoded.tobytes()
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), array, list(params)):
-            raise OSError(f"OpenCV could not write {tmp.name}")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if tmp.stat().st_size != len(data):
+            raise OSError(errno.ENOSPC, f"only {tmp.stat().st_size} of {len(data)} bytes were written")
 
 
 def convert_with_table(task: Task, lut: np.ndarray):

@@ -1,0 +1,128 @@
+"""Outputs are never lost or mixed: one training per folder, frames of the same name kept apart,
+verified image writes, tables of other datasets kept, a resume with nothing to train stops."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from test_train_net import FAST, train_net, wait_until
+
+from vltseg_d2.data.datasets.classes import CLASS_NAMES
+from vltseg_d2.evaluation.cross_domain import save_cross_domain
+from vltseg_d2.evaluation.prediction_writer import PredictionWriter
+from vltseg_d2.visualization import run_images
+
+RUN = ["train.checkpointer.period=100", "train.eval_period=0", "dataloader.test_datasets=[synthetic_source_val]"]
+
+
+def test_a_second_training_in_the_same_folder_is_refused_and_a_killed_ones_lock_is_free(synthetic_root, tmp_path):
+    out = tmp_path / "run"
+    first = train_net([f"train.output_dir={out}", "train.max_iter=500"] + RUN + FAST, synthetic_root,
+                      background=tmp_path / "first.log")  # fmt: skip
+    try:
+        wait_until(first, lambda: (out / "metrics.json").exists(), "its first iteration")
+        second = train_net([f"train.output_dir={out}", "train.max_iter=2"] + RUN + FAST, synthetic_root, check=False)
+        assert second.returncode == 1
+        assert f"error: train.output_dir={out} is in use by another training (pid {first.pid} on " in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # a crash: the kernel releases the lock
+        first.wait(timeout=120)
+    third = train_net([f"train.output_dir={out}", "train.max_iter=2"] + RUN + FAST, synthetic_root, check=False)
+    assert third.returncode == 0, third.stderr[-2000:]
+
+
+def test_resume_with_max_iter_below_the_checkpoint_says_so_and_stops(synthetic_root, tmp_path):
+    out = tmp_path / "run"
+    train_net(
+        [f"train.output_dir={out}", "train.max_iter=4", "train.checkpointer.period=2"] + RUN[1:] + FAST, synthetic_root
+    )
+    tables = sorted(out.glob("eval/*/cross_domain.json"))
+    below = train_net(
+        ["--resume", f"train.output_dir={out}", "train.max_iter=2"] + RUN[1:] + FAST, synthetic_root, check=False
+    )
+    assert below.returncode == 1 and "Traceback" not in below.stderr
+    assert f"the checkpoint in {out} is at iteration 3, past train.max_iter=2: nothing to train" in below.stderr
+    same = train_net(
+        ["--resume", f"train.output_dir={out}", "train.max_iter=4"] + RUN[1:] + FAST, synthetic_root, check=False
+    )
+    assert same.returncode == 0
+    assert "training already ran to its last iteration (3); evaluate it with --eval-only" in same.stderr + same.stdout
+    assert sorted(out.glob("eval/*/cross_domain.json")) == tables  # no new table
+
+
+def _summary(*datasets):
+    scores = {"mIoU": 50.0, "mAcc": 60.0, "aAcc": 70.0, "per_class": dict.fromkeys(CLASS_NAMES, 50.0)}
+    counts = {"skipped_images": 0, "invalid_label_pixels": 0}
+    rows = [{"dataset": d, "in_domain": False, **scores, **counts} for d in datasets]
+    return {"rows": rows, "mean_mIoU": 50.0, "num_target_domains": len(rows), "checkpoint": "m.pth", "protocol": {}}
+
+
+def test_a_table_of_other_datasets_is_kept_beside_the_new_one(tmp_path):
+    assert save_cross_domain(_summary("a_val", "b_val"), tmp_path)[0].name == "cross_domain.json"
+    assert save_cross_domain(_summary("c_val"), tmp_path)[0].name == "cross_domain_2.json"
+    assert save_cross_domain(_summary("b_val", "a_val"), tmp_path)[0].name == "cross_domain.json"  # the same set
+    assert save_cross_domain(_summary("c_val"), tmp_path)[0].name == "cross_domain_2.json"
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["cross_domain.json", "cross_domain_2.json"]
+
+
+def _frames(tmp_path):
+    paths = []
+    for city, value in (("aachen", 40), ("bremen", 200)):
+        path = tmp_path / "images" / city / "frame_leftImg8bit.png"
+        path.parent.mkdir(parents=True)
+        Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_frames_of_the_same_name_in_different_folders_keep_their_predictions_and_overlays(tmp_path, monkeypatch):
+    frames = _frames(tmp_path)
+    records = [{"file_name": str(p)} for p in frames]
+    monkeypatch.setattr("vltseg_d2.evaluation.prediction_writer.DatasetCatalog.get", lambda name: records)
+    writer = PredictionWriter("cityscapes_test", tmp_path / "pred", "trainId")
+    writer.reset()
+    for k, record in enumerate(records):
+        scores = torch.zeros(19, 8, 8)
+        scores[k + 1] = 1.0  # class 1 for aachen, 2 for bremen
+        writer.process([record], [{"sem_seg": scores}])
+    for k, city in enumerate(("aachen", "bremen")):
+        written = np.asarray(Image.open(tmp_path / "pred" / city / "frame_leftImg8bit.png"))
+        assert (written == k + 1).all()
+
+    def predictor(rgb):
+        return {"sem_seg": torch.zeros(19, *rgb.shape[:2])}
+
+    written = run_images(predictor, frames, tmp_path / "overlays")
+    assert sorted(Path(p).relative_to(tmp_path / "overlays").as_posix() for p in written) == [
+        "aachen/frame_leftImg8bit_seg.png",
+        "bremen/frame_leftImg8bit_seg.png",
+    ]
+    assert all(Path(p).is_file() for p in written)
+
+
+def test_a_write_cut_short_by_a_full_disk_keeps_the_previous_file(tmp_path):
+    from vltseg_d2.data.prepare.common import write_atomic
+
+    target = tmp_path / "pred.png"
+    write_atomic(target, np.zeros((4, 4), np.uint8))
+    before = target.read_bytes()
+    # a file size limit makes the kernel refuse writes past 300 bytes, as a full disk does
+    script = (
+        "import resource, signal, sys, numpy as np\n"
+        "from vltseg_d2.data.prepare.common import write_atomic\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))\n"
+        "try:\n"
+        f"    write_atomic({str(target)!r}, np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8))\n"
+        "except OSError as e:\n"
+        "    sys.exit(f'refused: {e}')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and f"could not write {target}: File too large" in result.stderr, result.stderr
+    assert target.read_bytes() == before and sorted(tmp_path.iterdir()) == [target]
