@@ -93,3 +93,24 @@ def test_a_broken_safetensors_header_is_one_line(tmp_path):
     for name in ("big", "short", "flat"):
         with pytest.raises(WeightsMismatchError, match=rf"{name}.safetensors is not a readable safetensors file \("):
             _backbone(DINOV3, tmp_path / f"{name}.safetensors")
+
+
+def test_an_optimizer_state_of_other_shapes_or_groups_is_refused_on_resume(tmp_path):
+    model = tiny_model()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": params[:3]}, {"params": params[3:]}], lr=1e-3)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    saved = optimizer.state_dict()
+    saved["state"][1]["exp_avg"] = torch.zeros(())  # would broadcast in the next step
+    save_atomic({"model": model.state_dict(), "optimizer": saved}, tmp_path / "moments.pth")
+    with pytest.raises(CheckpointMismatchError, match=r"moments.pth: its optimizer's exp_avg of parameter 1 is \(\)"):
+        SafeCheckpointer(model, optimizer=optimizer).load(str(tmp_path / "moments.pth"))
+    one_group = torch.optim.AdamW(params, lr=1e-3).state_dict()
+    save_atomic({"model": model.state_dict(), "optimizer": one_group}, tmp_path / "groups.pth")
+    with pytest.raises(CheckpointMismatchError, match="groups.pth: its optimizer has 1 parameter groups, this one 2"):
+        SafeCheckpointer(model, optimizer=optimizer).load(str(tmp_path / "groups.pth"))
+    save_atomic({"model": model.state_dict(), "optimizer": [1, 2]}, tmp_path / "list.pth")
+    with pytest.raises(CheckpointMismatchError, match="list.pth: its 'optimizer' entry is not an optimizer state"):
+        SafeCheckpointer(model, optimizer=optimizer).load(str(tmp_path / "list.pth"))

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from raw_datasets import write_palette_png, write_rgb
 
-from vltseg_d2.config import ConfigError, OverrideError, apply_overrides
+from vltseg_d2.config import ConfigError, OverrideError, apply_overrides, load_config
 from vltseg_d2.data.mapper import SemSegDatasetMapper, train_augmentations
 from vltseg_d2.data.prepare import gta5
 from vltseg_d2.engine import Predictor, evaluation_dataset_names
@@ -234,3 +234,56 @@ def test_16_bit_labels_and_images_are_read_as_what_they_hold(tmp_path):
     Image.fromarray(np.zeros((2, 2), np.float32), mode="F").save(tmp_path / "float.tiff")
     with pytest.raises(ValueError, match="float.tiff is a 32-bit float image"):
         read_image(str(tmp_path / "float.tiff"))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.backbone=5", r"model.backbone is a group of settings, not a value; set one of its keys"),
+        ("dataloader.test_datasets={a:1}", r"dataloader.test_datasets=\{a:1\}: cannot be applied \("),
+        ("dataloader.test_datasets=5", r"expected a list like the config's \["),
+        ("train.ema.decay=1.5", r"train.ema.decay=1.5: must be between 0 and 1"),
+        ("dataloader.train.num_workers=-2", r"num_workers=-2: must be >= 0"),
+        ("train.log_period=0", r"train.log_period=0: must be > 0"),
+        ("optimizer.lr=nan", r"optimizer.lr=nan: must be > 0"),
+    ],
+)
+def test_overrides_outside_their_domain_are_one_line(override, message):
+    with pytest.raises(OverrideError, match=message) as error:
+        load_config("configs/demo/tiny_synthetic_cpu.py", [override])
+    assert "\n" not in str(error.value)
+
+
+def test_string_overrides_with_spaces_and_non_ascii_letters_are_taken_as_written():
+    cfg = load_config("configs/demo/tiny_synthetic_cpu.py", ["train.output_dir=/tmp/ünï cödé/run 1"])
+    assert cfg.train.output_dir == "/tmp/ünï cödé/run 1"
+
+
+def test_config_files_that_fail_or_leave_values_unset_are_one_line(tmp_path):
+    (tmp_path / "syntax.py").write_text("x = (\n")
+    (tmp_path / "raises.py").write_text("raise RuntimeError('boom')\n")
+    (tmp_path / "unset.py").write_text(
+        "from detectron2.config import LazyConfig\nfrom omegaconf import MISSING\n"
+        "_c = LazyConfig.load('configs/demo/tiny_synthetic_cpu.py')\nglobals().update({k: _c[k] for k in _c})\n"
+        "train.output_dir = MISSING\n"
+    )
+    cases = {
+        "syntax.py": "has a syntax error at line 1: '\\(' was never closed",
+        "raises.py": "failed to load: RuntimeError: boom",
+        "unset.py": r"train.output_dir has no value \(\?\?\?\) in .*unset.py: set them with key=value",
+    }
+    for name, message in cases.items():
+        with pytest.raises(ConfigError, match=message):
+            load_config(str(tmp_path / name))
+    with pytest.raises(FileNotFoundError, match="nothing.py does not exist"):
+        load_config(str(tmp_path / "nothing.py"))
+
+
+@pytest.mark.parametrize("option", ["--num-gpus=-1", "--num-gpus=0", "--num-machines=0", "--machine-rank=3"])
+def test_process_counts_that_make_no_sense_are_one_line_before_anything_starts(option):
+    result = subprocess.run(
+        [sys.executable, "tools/train_net.py", "--config-file", "configs/demo/tiny_synthetic_cpu.py", option],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and "need at least 1 process per machine" in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr

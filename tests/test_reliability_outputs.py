@@ -81,10 +81,9 @@ def _frames(tmp_path):
     return paths
 
 
-def test_frames_of_the_same_name_in_different_folders_keep_their_predictions_and_overlays(tmp_path, monkeypatch):
+def test_frames_of_the_same_name_in_different_folders_keep_their_predictions_and_overlays(tmp_path):
     frames = _frames(tmp_path)
-    records = [{"file_name": str(p)} for p in frames]
-    monkeypatch.setattr("vltseg_d2.evaluation.prediction_writer.DatasetCatalog.get", lambda name: records)
+    records = [{"file_name": str(p), "image_id": f"{p.parent.name}/frame"} for p in frames]  # as registered
     writer = PredictionWriter("cityscapes_test", tmp_path / "pred", "trainId")
     writer.reset()
     for k, record in enumerate(records):

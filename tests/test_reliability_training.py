@@ -225,16 +225,17 @@ def test_ctrl_c_lost_in_a_finaliser_still_stops_the_evaluation_at_the_next_batch
         hook.after_step()  # the last iteration: the final evaluation follows
         seen = []
         with pytest.raises(KeyboardInterrupt):
-            for batch in TestLoader([[1], [2], [3]], before_batch=raise_if_interrupted):
+            for batch in TestLoader([[{"k": 1}], [{"k": 2}], [{"k": 3}]], before_batch=raise_if_interrupted):
                 seen.append(batch)
-                if batch == [1]:
+                if batch == [{"k": 1}]:
                     _ShutsDownWorkers()  # created and finalised at once: the signal lands in __del__
-        assert seen == [[1]]
+        assert seen == [[{"k": 1}]]
     finally:
         hook.trainer.iter = 20
         hook.after_train()
     assert signal.getsignal(signal.SIGINT) is before
-    assert list(TestLoader([[1], [2]], before_batch=raise_if_interrupted)) == [[1], [2]]  # the flag ends with the run
+    again = TestLoader([[{"k": 1}], [{"k": 2}]], before_batch=raise_if_interrupted)
+    assert list(again) == [[{"k": 1}], [{"k": 2}]]  # the flag ends with the run
 
 
 def test_the_console_printer_writes_twice_at_one_iteration_of_the_timer_warm_up(caplog):

@@ -30,13 +30,12 @@ import signal
 import sys
 
 import torch
-from detectron2.config import LazyConfig
 from detectron2.engine import create_ddp_model, default_argument_parser, default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from vltseg_d2.checkpoint import CheckpointError, load_weights
-from vltseg_d2.config import ConfigError, OverrideError, apply_overrides
+from vltseg_d2.config import ConfigError, OverrideError, load_config
 from vltseg_d2.data.loader import check_batch_split
 from vltseg_d2.data.workers import DataWorkerDied, is_dead_worker_error
 from vltseg_d2.engine import (
@@ -54,8 +53,7 @@ logger = logging.getLogger("vltseg_d2")
 
 
 def setup(args):
-    cfg = LazyConfig.load(args.config_file)
-    cfg = apply_overrides(cfg, args.opts)
+    cfg = load_config(args.config_file, args.opts)
     if args.eval_only and cfg.train.init_checkpoint:
         # everything of one evaluation (log, config, table, predictions) in one folder
         args.eval_dir = eval_output_dir(cfg, cfg.train.init_checkpoint)
@@ -160,7 +158,12 @@ def parse_args(argv=None):
         # detectron2's default port depends only on the user id: two runs on one machine would collide
         args.dist_url = "auto"
     try:  # refuse misspelled override keys and a batch that cannot be split before spawning any process
-        cfg = apply_overrides(LazyConfig.load(args.config_file), args.opts)
+        if args.num_gpus < 1 or args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
+            raise ConfigError(
+                f"--num-gpus {args.num_gpus} --num-machines {args.num_machines} --machine-rank {args.machine_rank}: "
+                "need at least 1 process per machine, 1 machine, and 0 <= machine rank < machines"
+            )
+        cfg = load_config(args.config_file, args.opts)
         if not args.eval_only:
             check_batch_split(
                 cfg.dataloader.train.total_batch_size, args.num_gpus * args.num_machines, cfg.optimizer.get("lr")

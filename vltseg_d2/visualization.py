@@ -3,6 +3,7 @@
 
 import glob
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,6 @@ from tqdm import tqdm
 
 from .data.images import read_image
 from .data.prepare.common import write_atomic
-from .evaluation.prediction_writer import common_folder, relative_target
 from .modeling.inference import class_map
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,18 @@ def expand_inputs(inputs):
             raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {item}")
         files += found
     return files
+
+
+def relative_target(file_name: str, common_root: str, output_dir: Path, suffix: str) -> Path:
+    """``output_dir/<folders of file_name below common_root>/<stem><suffix>``: frames with the same
+    name in different folders (cities, sequences) keep apart."""
+    rel = os.path.relpath(os.path.dirname(os.path.abspath(file_name)), common_root)
+    return output_dir / ("" if rel == "." else rel) / f"{Path(file_name).stem}{suffix}"
+
+
+def common_folder(file_names) -> str:
+    folders = [os.path.dirname(os.path.abspath(f)) for f in file_names]
+    return os.path.commonpath(folders) if folders else ""
 
 
 def overlay(rgb: np.ndarray, pred: np.ndarray, side_by_side: bool, alpha=0.5) -> np.ndarray:

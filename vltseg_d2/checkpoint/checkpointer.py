@@ -90,6 +90,13 @@ class SafeCheckpointer(DetectionCheckpointer):
             return super().load(path, *args, **kwargs)
         except CheckpointMismatchError as e:
             raise CheckpointMismatchError(f"{path}: {e}") from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:  # an entry of another form
+            if isinstance(e, CheckpointError):
+                raise
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise CheckpointMismatchError(
+                f"{path}: an entry does not fit what it is loaded into ({type(e).__name__}: {first[:200]})"
+            ) from None
         finally:
             self._parsed_url_during_load = None  # a failed load must not block the next one
 
@@ -121,6 +128,8 @@ class SafeCheckpointer(DetectionCheckpointer):
             self._frozen_weights_for(backbone, checkpoint.get("frozen_backbone"))
         if self.strict and not checkpoint.get("matching_heuristics", False):  # name matching: no key check
             self._check_fits(state, frozen if from_source else set())
+        if "optimizer" in checkpoint and "optimizer" in self.checkpointables:
+            check_optimizer_state(self.checkpointables["optimizer"], checkpoint["optimizer"])
         return super()._load_model(checkpoint)
 
     @staticmethod
@@ -185,6 +194,34 @@ class SafeCheckpointer(DetectionCheckpointer):
 
     def tag_last_checkpoint(self, last_filename_basename):
         write_text_atomic(Path(self.save_dir) / "last_checkpoint", last_filename_basename)
+
+
+def check_optimizer_state(optimizer, saved):
+    """The saved optimizer state must fit ``optimizer``: the same groups of the same sizes, and each
+    per-parameter tensor (AdamW's moments) of its parameter's shape. torch's ``load_state_dict``
+    checks only the group sizes, and a moment of another shape fails at the next step, or
+    broadcasts silently."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list):
+        raise CheckpointMismatchError("its 'optimizer' entry is not an optimizer state (no param_groups list)")
+    groups, state = saved["param_groups"], saved.get("state", {})
+    if not isinstance(state, dict) or len(groups) != len(optimizer.param_groups):
+        raise CheckpointMismatchError(
+            f"its optimizer has {len(groups)} parameter groups, this one {len(optimizer.param_groups)}: "
+            "was it trained with another config? (train.init_checkpoint loads only the weights)"
+        )
+    for k, (group, own) in enumerate(zip(groups, optimizer.param_groups)):
+        ids = group.get("params") if isinstance(group, dict) else None
+        if not isinstance(ids, list) or len(ids) != len(own["params"]):
+            raise CheckpointMismatchError(f"its optimizer's group {k} does not hold {len(own['params'])} parameters")
+        for index, param in zip(ids, own["params"]):
+            entry = state.get(index, {})
+            for name, value in entry.items() if isinstance(entry, dict) else ():
+                moment = isinstance(value, torch.Tensor) and name != "step"  # the step count is a scalar
+                if moment and tuple(value.shape) != tuple(param.shape):
+                    raise CheckpointMismatchError(
+                        f"its optimizer's {name} of parameter {index} is {tuple(value.shape)}, "
+                        f"the parameter {tuple(param.shape)}"
+                    )
 
 
 def load_weights(model, path, strict: bool = True, use_ema: bool = True):

@@ -4,7 +4,7 @@ import logging
 
 from detectron2.config import LazyConfig
 
-from .overrides import OverrideError, apply_overrides
+from .overrides import ConfigError, OverrideError, load_config
 
 
 def load_config_for_tool(parser, config_file: str, overrides):
@@ -12,8 +12,8 @@ def load_config_for_tool(parser, config_file: str, overrides):
     one line). Also turns on INFO logging, so the library's progress lines are seen."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        return apply_overrides(LazyConfig.load(config_file), overrides or [])
-    except OverrideError as e:
+        return load_config(config_file, overrides or [])
+    except (OverrideError, ConfigError) as e:
         parser.error(str(e))
     except FileNotFoundError as e:
         parser.error(f"config file: {e}")

@@ -63,7 +63,24 @@ def check_key(cfg, key: str):
 
 
 # keys whose value must be a positive number (a zero or negative one fails much later, or never)
-POSITIVE_KEYS = ("train.max_iter", "optimizer.lr", "dataloader.train.total_batch_size", "train.checkpointer.period")
+POSITIVE_KEYS = (
+    "train.max_iter",
+    "optimizer.lr",
+    "dataloader.train.total_batch_size",
+    "train.checkpointer.period",
+    "train.log_period",
+    "model.window_batch",
+    "train.compile.size_bucket",
+)
+COUNT_KEYS = (  # 0 is meaningful (no workers, no periodic evaluation, no clipping, EMA from the start)
+    "dataloader.train.num_workers",
+    "dataloader.test.num_workers",
+    "train.eval_period",
+    "optimizer.weight_decay",
+    "train.ema.start_iter",
+    "dataloader.train.mapper.cache_mb",
+)
+FRACTION_KEYS = ("train.ema.decay",)
 _NONE_WORDS = ("None", "none", "null", "~")
 
 
@@ -75,7 +92,14 @@ def _type_name(value) -> str:
 
 def check_value(key: str, old, new):
     """``new`` must have the type of the value it replaces (an int may replace a float; ``None``
-    and a value may replace each other); positive keys must be > 0."""
+    and a value may replace each other; a group of settings only by a dict, a list only by a list);
+    positive keys must be > 0, counts >= 0."""
+    if isinstance(old, DictConfig) and new is not None and not isinstance(new, (dict, DictConfig)):
+        raise OverrideError(
+            f"override {key}={new!r}: {key} is a group of settings, not a value; set one of its keys ({key}.<name>=...)"
+        )
+    if isinstance(old, ListConfig) and new is not None and not isinstance(new, (list, tuple, ListConfig)):
+        raise OverrideError(f"override {key}={new!r}: expected a list like the config's {list(old)!r}")
     if old is not None and new is not None and not OmegaConf.is_config(old):
         ok = (
             type(new) is type(old)
@@ -84,8 +108,13 @@ def check_value(key: str, old, new):
         )
         if isinstance(old, (int, float, bool, str)) and not ok:
             raise OverrideError(f"override {key}={new!r}: expected {_type_name(old)} like the config's {old!r}")
-    if key in POSITIVE_KEYS and isinstance(new, (int, float)) and not isinstance(new, bool) and new <= 0:
+    number = isinstance(new, (int, float)) and not isinstance(new, bool)
+    if key in POSITIVE_KEYS and number and not new > 0:  # "not >": NaN too
         raise OverrideError(f"override {key}={new!r}: must be > 0")
+    if key in COUNT_KEYS and number and not new >= 0:
+        raise OverrideError(f"override {key}={new!r}: must be >= 0")
+    if key in FRACTION_KEYS and number and not 0 < new < 1:
+        raise OverrideError(f"override {key}={new!r}: must be between 0 and 1 (exclusive)")
 
 
 def apply_overrides(cfg, overrides):
@@ -102,6 +131,39 @@ def apply_overrides(cfg, overrides):
         parsed.append((key, "null" if value in _NONE_WORDS else value))
     for key, value in parsed:
         old = OmegaConf.select(cfg, key, default=None)
-        LazyConfig.apply_overrides(cfg, [f"{key}={value}"])
+        try:
+            LazyConfig.apply_overrides(cfg, [f"{key}={value}"])
+        except Exception as e:  # hydra's grammar (spaces, some characters), omegaconf's type checks
+            if not isinstance(old, str):
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise OverrideError(f"override {key}={value}: cannot be applied ({first})") from None
+            # a string value: taken as written (a path with spaces or non-ASCII letters)
+            OmegaConf.update(cfg, key, value, merge=False)
         check_value(key, old, OmegaConf.select(cfg, key, default=None))
+    return cfg
+
+
+def load_config(config_file: str, overrides=()):
+    """``LazyConfig.load`` and :func:`apply_overrides`, every failure one line: a file that does
+    not exist, has a syntax error or raises; a bad override; keys left without a value (``???``)."""
+    import os
+
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(f"{config_file} does not exist")
+    try:
+        cfg = LazyConfig.load(config_file)
+    except SyntaxError as e:
+        cause = e.__cause__ if isinstance(e.__cause__, SyntaxError) else e
+        raise ConfigError(f"config file {config_file} has a syntax error at line {cause.lineno}: {cause.msg}") from None
+    except Exception as e:
+        raise ConfigError(
+            f"config file {config_file} failed to load: {type(e).__name__}: {str(e).strip()[:200]}"
+        ) from None
+    cfg = apply_overrides(cfg, overrides or [])
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing[:5])} {'has' if len(missing) == 1 else 'have'} no value (???) in {config_file}: "
+            "set them with key=value"
+        )
     return cfg

@@ -19,6 +19,8 @@ import math
 from detectron2.engine import HookBase
 from fvcore.common.param_scheduler import ParamScheduler
 
+from ..config import ConfigError
+
 
 class PolyWithLinearWarmup(ParamScheduler):
     """Args:
@@ -33,9 +35,9 @@ class PolyWithLinearWarmup(ParamScheduler):
         self.warmup_iters = int(round(warmup_length * self.max_iter))
         self.warmup_factor = float(warmup_factor)
         if not 0 <= self.warmup_iters <= self.max_iter - 2:
-            raise ValueError(
-                f"lr_multiplier.warmup_length={warmup_length} gives {self.warmup_iters} warm-up iterations of "
-                f"{self.max_iter}: leave at least 2 for the poly decay"
+            raise ConfigError(
+                f"train.max_iter={self.max_iter} with lr_multiplier.warmup_length={warmup_length} gives "
+                f"{self.warmup_iters} warm-up iterations of {self.max_iter}: leave at least 2 for the poly decay"
             )
 
     def at_iteration(self, i: int) -> float:

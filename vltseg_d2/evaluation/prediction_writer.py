@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-from detectron2.data import DatasetCatalog
 from detectron2.evaluation import DatasetEvaluator
 
 from ..data.datasets.classes import TRAIN_ID_TO_LABEL_ID, lookup_table
@@ -14,20 +13,8 @@ from ..modeling.inference import class_map
 _TO_LABEL_ID = lookup_table(TRAIN_ID_TO_LABEL_ID, default=0)
 
 
-def relative_target(file_name: str, common_root: str, output_dir: Path, suffix: str) -> Path:
-    """``output_dir/<folders of file_name below common_root>/<stem><suffix>``: frames with the same
-    name in different folders (cities, sequences) keep apart."""
-    rel = os.path.relpath(os.path.dirname(os.path.abspath(file_name)), common_root)
-    return output_dir / ("" if rel == "." else rel) / f"{Path(file_name).stem}{suffix}"
-
-
-def common_folder(file_names) -> str:
-    folders = [os.path.dirname(os.path.abspath(f)) for f in file_names]
-    return os.path.commonpath(folders) if folders else ""
-
-
 class PredictionWriter(DatasetEvaluator):
-    """Writes ``<output_dir>/<folders below the dataset's common image folder>/<image stem>.png`` in
+    """Writes ``<output_dir>/<folders below the dataset's image folder>/<image stem>.png`` in
     train ids (``"trainId"``) or Cityscapes label ids (``"labelId"``, what the Cityscapes and ACDC
     servers expect; both search the uploaded folders recursively). For Cityscapes that is
     ``<city>/<frame>_leftImg8bit.png``."""
@@ -37,7 +24,6 @@ class PredictionWriter(DatasetEvaluator):
             raise ValueError(f"prediction format must be 'trainId' or 'labelId', not {fmt!r}")
         self.dataset_name, self.output_dir, self.fmt = dataset_name, Path(output_dir), fmt
         self.count = 0
-        self.root = common_folder(r["file_name"] for r in DatasetCatalog.get(dataset_name))
 
     def reset(self):
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -48,8 +34,16 @@ class PredictionWriter(DatasetEvaluator):
             pred = class_map(output["sem_seg"]).to("cpu").numpy().astype(np.uint8)
             if self.fmt == "labelId":
                 pred = _TO_LABEL_ID[pred]
-            write_atomic(relative_target(record["file_name"], self.root, self.output_dir, ".png"), pred)
+            write_atomic(self.target(record), pred)
             self.count += 1
+
+    def target(self, record) -> Path:
+        """The registered ``image_id`` is the frame's path below the dataset's image folder
+        (``frankfurt/frankfurt_000000_000294``): its folders are kept, so frames of the same name in
+        different folders never overwrite each other."""
+        image_id = record.get("image_id")
+        folder = os.path.dirname(image_id) if isinstance(image_id, str) else ""
+        return self.output_dir / folder / f"{Path(record['file_name']).stem}.png"
 
     def evaluate(self):
         return {f"{self.dataset_name}_predictions": {"written": self.count, "folder": str(self.output_dir)}}
