@@ -68,3 +68,26 @@ def test_export_refuses_a_size_the_graph_cannot_take(tmp_path):
     torch.save({"model": tiny_model().state_dict()}, tmp_path / "model.pth")
     with pytest.raises(SystemExit, match="multiple of 32"):
         _export(tmp_path, "60", "96")
+
+
+@pytest.mark.parametrize(
+    "size, options, message",
+    [
+        (("0", "64"), [], "--size 0 64: both must be positive multiples of 32"),
+        (("64", "64"), ["--opset", "13"], "--opset 13: GridSample needs opset 16 or later"),
+        (("64", "64"), ["--tolerance", "-1"], "--tolerance -1.0: must be >= 0"),
+    ],
+)
+def test_export_options_that_make_no_sense_are_one_line(tmp_path, capsys, size, options, message):
+    with pytest.raises(SystemExit) as stop:
+        _export(tmp_path, *size, *options)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_export_output_that_is_a_folder_is_refused(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("export_onnx_tool", "tools/export_onnx.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with pytest.raises(SystemExit):
+        tool.main(["--config-file", "tests/configs/rein_tiny.py", "--checkpoint", "m.pth", "--output", str(tmp_path)])
+    assert f"--output {tmp_path} is a folder" in capsys.readouterr().err

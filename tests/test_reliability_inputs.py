@@ -1,6 +1,7 @@
 """Bad values caught where they enter: labels, evaluation files, dataset names, overrides, demo
 inputs and converter outputs."""
 
+import builtins
 import json
 import logging
 import math
@@ -272,9 +273,11 @@ def test_config_files_that_fail_or_leave_values_unset_are_one_line(tmp_path):
         "raises.py": "failed to load: RuntimeError: boom",
         "unset.py": r"train.output_dir has no value \(\?\?\?\) in .*unset.py: set them with key=value",
     }
+    original_import = builtins.__import__
     for name, message in cases.items():
         with pytest.raises(ConfigError, match=message):
             load_config(str(tmp_path / name))
+        assert builtins.__import__ is original_import  # detectron2 leaves its patch on a failing config
     with pytest.raises(FileNotFoundError, match="nothing.py does not exist"):
         load_config(str(tmp_path / "nothing.py"))
 

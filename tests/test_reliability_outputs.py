@@ -125,3 +125,14 @@ def test_a_write_cut_short_by_a_full_disk_keeps_the_previous_file(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and f"could not write {target}: File too large" in result.stderr, result.stderr
     assert target.read_bytes() == before and sorted(tmp_path.iterdir()) == [target]
+
+
+def test_an_output_folder_that_is_a_file_is_one_line_for_training_and_evaluation(synthetic_root, tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    (tmp_path / "model.pth").write_bytes(b"")
+    for mode in ([], ["--eval-only", f"train.init_checkpoint={tmp_path / 'model.pth'}"]):
+        result = train_net(mode + [f"train.output_dir={tmp_path / 'taken'}"] + RUN + FAST, synthetic_root, check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert f"train.output_dir={tmp_path / 'taken'} cannot be written" in result.stderr or (
+            f"cannot create the output folder {tmp_path / 'taken'}" in result.stderr
+        )

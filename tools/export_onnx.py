@@ -15,6 +15,7 @@ backbone file (model.backbone.pretrained), as for evaluation.
 """
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -51,6 +52,14 @@ def main(argv=None):
     parser.add_argument("--tolerance", type=float, default=1e-3, help="largest difference --check accepts")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
     args = parser.parse_args(argv)
+    if args.size and min(args.size) <= 0:
+        parser.error(f"--size {args.size[0]} {args.size[1]}: both must be positive multiples of 32")
+    if args.opset < 16 and args.sampling == "grid_sample":
+        parser.error(f"--opset {args.opset}: GridSample needs opset 16 or later (or --sampling gather)")
+    if not args.tolerance >= 0:
+        parser.error(f"--tolerance {args.tolerance}: must be >= 0")
+    if os.path.isdir(args.output):
+        parser.error(f"--output {args.output} is a folder: name the .onnx file to write")
     cfg = load_config_for_tool(parser, args.config_file, args.opts)
     checkpoint = args.checkpoint or cfg.get("train", {}).get("init_checkpoint")
     if not checkpoint:
@@ -60,7 +69,7 @@ def main(argv=None):
         load_weights(model, checkpoint)
         size = tuple(args.size or cfg.model.test_crop)
         export_onnx(model, args.output, size, dynamic=args.dynamic, opset=args.opset, sampling=args.sampling)
-    except (CheckpointError, FileNotFoundError, ValueError) as e:
+    except (CheckpointError, OSError, ValueError) as e:  # OSError: an output that cannot be written
         sys.exit(f"error: {e}")
     if args.check:
         diff = parity(model, args.output, size)

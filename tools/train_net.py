@@ -60,6 +60,11 @@ def setup(args):
         cfg.train.output_dir = args.eval_dir
     elif comm.get_rank() == 0:  # before anything is written there
         lock_output_dir(cfg.train.output_dir)
+    try:
+        os.makedirs(cfg.train.output_dir, exist_ok=True)
+    except OSError as e:  # a file of that name, no permission, a read-only disk
+        folder = cfg.train.output_dir
+        raise ConfigError(f"cannot create the output folder {folder} ({e.strerror}): set train.output_dir") from None
     default_setup(cfg, args)
     setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="vltseg_d2", abbrev_name="vltseg")
     return cfg

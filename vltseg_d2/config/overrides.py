@@ -7,8 +7,10 @@ open dict (a dict whose name ends in ``kwargs`` or ``protocols``, such as
 ``model.backbone.model_kwargs``); otherwise the error names the key and the closest existing ones.
 """
 
+import builtins
 import difflib
 import inspect
+import os
 
 from detectron2.config import LazyConfig
 from detectron2.utils.registry import locate
@@ -146,19 +148,20 @@ def apply_overrides(cfg, overrides):
 def load_config(config_file: str, overrides=()):
     """``LazyConfig.load`` and :func:`apply_overrides`, every failure one line: a file that does
     not exist, has a syntax error or raises; a bad override; keys left without a value (``???``)."""
-    import os
-
     if not os.path.isfile(config_file):
         raise FileNotFoundError(f"{config_file} does not exist")
+    original_import = builtins.__import__
     try:
         cfg = LazyConfig.load(config_file)
     except SyntaxError as e:
         cause = e.__cause__ if isinstance(e.__cause__, SyntaxError) else e
-        raise ConfigError(f"config file {config_file} has a syntax error at line {cause.lineno}: {cause.msg}") from None
+        where = f"{config_file} has a syntax error at line {cause.lineno}"
+        raise ConfigError(f"config file {where}: {cause.msg}") from None
     except Exception as e:
-        raise ConfigError(
-            f"config file {config_file} failed to load: {type(e).__name__}: {str(e).strip()[:200]}"
-        ) from None
+        reason = f"{type(e).__name__}: {str(e).strip()[:200]}"
+        raise ConfigError(f"config file {config_file} failed to load: {reason}") from None
+    finally:  # detectron2 patches __import__ while a config runs, and leaves it patched if the config raises
+        builtins.__import__ = original_import
     cfg = apply_overrides(cfg, overrides or [])
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
