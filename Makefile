@@ -27,9 +27,8 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# detectron2 imports trigger a torch.jit deprecation warning per process: keep the demo's output readable
 demo: $(STAMP)
-	PYTHONWARNINGS='ignore:`torch.jit.script` is deprecated:FutureWarning' $(PY) tools/run_demo.py
+	$(PY) tools/run_demo.py
 
 clean-venv:
 	rm -rf $(VENV)

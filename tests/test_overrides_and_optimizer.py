@@ -121,3 +121,36 @@ def test_recipe_optimizer_is_fused_adamw_with_the_per_tensor_update():
         per_tensor.step()
     for p, reference in clone.items():
         torch.testing.assert_close(p.detach(), reference, rtol=1e-6, atol=1e-7)
+
+
+def test_every_tool_takes_overrides_trailing_and_after_opts():
+    import argparse
+    import importlib.util
+
+    from vltseg_d2.config import add_override_arguments, overrides_of
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config-file")
+    add_override_arguments(parser)
+    for argv in (["--config-file", "c.py", "a.b=1", "c=2"], ["--config-file", "c.py", "--opts", "a.b=1", "c=2"]):
+        assert overrides_of(parser.parse_args(argv)) == ["a.b=1", "c=2"]
+    spec = importlib.util.spec_from_file_location("train_net_tool", "tools/train_net.py")
+    train_net = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_net)
+    config = "configs/demo/tiny_synthetic_cpu.py"
+    for argv in (
+        ["--config-file", config, "train.max_iter=3"],
+        ["--config-file", config, "--opts", "train.max_iter=3"],
+    ):
+        assert train_net.parse_args(argv).opts == ["train.max_iter=3"]
+
+
+def test_train_net_without_a_config_file_is_one_line(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_net_tool", "tools/train_net.py")
+    train_net = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_net)
+    with pytest.raises(SystemExit):
+        train_net.parse_args([])
+    assert "error: --config-file is required, e.g. --config-file configs/" in capsys.readouterr().err

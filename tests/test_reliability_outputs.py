@@ -43,6 +43,8 @@ def test_resume_with_max_iter_below_the_checkpoint_says_so_and_stops(synthetic_r
         [f"train.output_dir={out}", "train.max_iter=4", "train.checkpointer.period=2"] + RUN[1:] + FAST, synthetic_root
     )
     tables = sorted(out.glob("eval/*/cross_domain.json"))
+    log = (out / "log.txt").read_text()
+    assert "Contents of args.config_file" in log and "\x1b[" not in log  # plain text, no terminal colours
     below = train_net(
         ["--resume", f"train.output_dir={out}", "train.max_iter=2"] + RUN[1:] + FAST, synthetic_root, check=False
     )

@@ -22,6 +22,10 @@ memory, and data loading. Inputs are random tensors of the config's crop size, s
 dataset is needed. Prints progress and a table, and writes JSON.
 """
 
+import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time torch.jit warnings)
+
+# isort: split
+
 import argparse
 import copy
 import itertools
@@ -38,7 +42,7 @@ from detectron2.utils.events import EventStorage
 from tabulate import tabulate
 from torch.utils.flop_counter import FlopCounterMode
 
-from vltseg_d2.config import load_config_for_tool
+from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of
 from vltseg_d2.engine import Trainer, resolve_device
 from vltseg_d2.engine.train_step import MixedPrecisionTrainer, resolve_precision
 from vltseg_d2.modeling import count_parameters
@@ -258,9 +262,9 @@ def main(argv=None):
     parser.add_argument("--skip-data", action="store_true", help="do not time the config's data loader")
     parser.add_argument("--skip-flops", action="store_true", help="do not count FLOPs (saves a step's time)")
     parser.add_argument("--measures", default="train,whole,slide", help="what to time: train, whole, slide")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
+    add_override_arguments(parser)
     args = parser.parse_args(argv)
-    cfg = load_config_for_tool(parser, args.config_file, args.opts)
+    cfg = load_config_for_tool(parser, args.config_file, overrides_of(args))
     device = resolve_device(cfg.train.device)
     configured = resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, device)
     names = args.variants.split(",") if args.variants else [next(k for k, v in VARIANTS.items() if v == configured)]

@@ -15,6 +15,10 @@ cancels out. ``--command`` mode times a whole script (e.g. the demo, end to end)
 Arguments after ``--`` go to benchmark.py (``--train-batch``, ``--frame``, config overrides).
 """
 
+import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time torch.jit warnings)
+
+# isort: split
+
 import argparse
 import json
 import os

@@ -11,13 +11,17 @@ keys, to be used as ``train.init_checkpoint`` (or load the original file directl
 ``model.backbone.pretrained=...``).
 """
 
+import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time torch.jit warnings)
+
+# isort: split
+
 import argparse
 import sys
 
 from detectron2.config import instantiate
 
 from vltseg_d2.checkpoint import save_atomic
-from vltseg_d2.config import load_config_for_tool
+from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of
 from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
 
 
@@ -26,9 +30,9 @@ def main(argv=None):
     parser.add_argument("--config-file", required=True, help="experiment config whose model.backbone is the target")
     parser.add_argument("input", help="original checkpoint")
     parser.add_argument("output", help="file to write")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
+    add_override_arguments(parser)
     args = parser.parse_args(argv)
-    cfg = load_config_for_tool(parser, args.config_file, args.opts)
+    cfg = load_config_for_tool(parser, args.config_file, overrides_of(args))
     cfg.model.backbone.pretrained = args.input
     cfg.model.backbone.rein = None
     backbone = instantiate(cfg.model.backbone)

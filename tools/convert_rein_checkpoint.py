@@ -20,12 +20,15 @@ position grid); use the 1024 config for the Cityscapes -> ACDC model. Every key 
 explicit rule; an unmapped key is an error naming it.
 """
 
-import logging
+import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time torch.jit warnings)
+
+# isort: split
+
 import sys
 
 from vltseg_d2.checkpoint import UnmappedKeyError, convert_rein_state_dict, save_atomic
 from vltseg_d2.checkpoint.rein_mmseg import is_backbone_weight
-from vltseg_d2.config.cli import converter_arguments, meta_vit
+from vltseg_d2.config.cli import converter_arguments, meta_vit, tool_logging
 from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
 from vltseg_d2.utils.safe_load import CheckpointReadError, load_state_dict
 
@@ -35,7 +38,7 @@ DEFAULT_CONFIG = "configs/rein/rein_dinov2_l_gta2cbm_512_released.py"
 def main(argv=None):
     parser = converter_arguments(__doc__, "Rein", DEFAULT_CONFIG, "a full segmentor file")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    tool_logging(format="%(message)s")
     try:
         state = load_state_dict(args.input)
         vit = meta_vit(args.config_file) if any(map(is_backbone_weight, state)) else None

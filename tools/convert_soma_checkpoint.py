@@ -17,13 +17,16 @@ The released models were trained on the whole pretrained weight (W_pretrained + 
 the recipe's model.backbone.soma.init=released; a model built with init=paper refuses the file.
 """
 
-import logging
+import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time torch.jit warnings)
+
+# isort: split
+
 import sys
 
 from vltseg_d2.checkpoint import save_atomic
 from vltseg_d2.checkpoint.rein_mmseg import UnmappedKeyError
 from vltseg_d2.checkpoint.soma_mmseg import convert_soma_state_dict, read_soma_checkpoint
-from vltseg_d2.config.cli import converter_arguments, meta_vit
+from vltseg_d2.config.cli import converter_arguments, meta_vit, tool_logging
 from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
 from vltseg_d2.utils.safe_load import CheckpointReadError
 
@@ -33,7 +36,7 @@ DEFAULT_CONFIG = "configs/soma/soma_dinov2_l_gta2cbm_512_bs4_40k.py"
 def main(argv=None):
     parser = converter_arguments(__doc__, "SoMA", DEFAULT_CONFIG, "a merged file")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    tool_logging(format="%(message)s")
     try:
         state = read_soma_checkpoint(args.input)
         merged = any(k.endswith("patch_embed.proj.weight") for k in state.get("state_dict", state))

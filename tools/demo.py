@@ -17,6 +17,10 @@ over 2048x2048 pixels always use the sliding window (whole-image attention would
 Unreadable or truncated images are skipped with their name; nothing written is an error.
 """
 
+import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time torch.jit warnings)
+
+# isort: split
+
 import argparse
 import os
 import sys
@@ -27,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vltseg_d2.checkpoint import CheckpointError
-from vltseg_d2.config import load_config_for_tool
+from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of
 from vltseg_d2.engine import Predictor
 from vltseg_d2.visualization import expand_inputs, overlay, predict_train_ids, run_images
 
@@ -76,11 +80,11 @@ def main(argv=None):
         help="apply this dataset's evaluation resize protocol (default: the config's first test dataset)",
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the config's train.device)")
-    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides key=value")
+    add_override_arguments(parser)
     args = parser.parse_args(argv)
     if bool(args.input) == bool(args.video_input):
         parser.error("give either --input or --video-input")
-    cfg = load_config_for_tool(parser, args.config_file, args.opts)
+    cfg = load_config_for_tool(parser, args.config_file, overrides_of(args))
     cfg.model.test_mode = "slide" if args.slide else cfg.model.test_mode
     if args.device:
         cfg.train.device = args.device

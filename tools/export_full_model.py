@@ -11,13 +11,17 @@ is not at hand (deployment, another cluster); loading it reads no backbone file:
         train.init_checkpoint=rein_gta_full.pth
 """
 
+import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time torch.jit warnings)
+
+# isort: split
+
 import argparse
 import sys
 
 from detectron2.config import instantiate
 
 from vltseg_d2.checkpoint import CheckpointError, load_weights, save_atomic
-from vltseg_d2.config import load_config_for_tool
+from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of
 
 
 def main(argv=None):
@@ -25,9 +29,9 @@ def main(argv=None):
     parser.add_argument("--config-file", required=True, help="the config the checkpoint was trained with")
     parser.add_argument("checkpoint", help="a training checkpoint (compact or full)")
     parser.add_argument("output", help="the single-file model to write")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
+    add_override_arguments(parser)
     args = parser.parse_args(argv)
-    cfg = load_config_for_tool(parser, args.config_file, args.opts)
+    cfg = load_config_for_tool(parser, args.config_file, overrides_of(args))
     model = instantiate(cfg.model)  # on the CPU: only the weights are needed
     try:
         load_weights(model, args.checkpoint)

@@ -14,6 +14,10 @@ difference to PyTorch; it fails above --tolerance. Frozen-backbone checkpoints n
 backbone file (model.backbone.pretrained), as for evaluation.
 """
 
+import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time torch.jit warnings)
+
+# isort: split
+
 import argparse
 import os
 import sys
@@ -23,7 +27,7 @@ import torch
 from detectron2.config import instantiate
 
 from vltseg_d2.checkpoint import CheckpointError, load_weights
-from vltseg_d2.config import load_config_for_tool
+from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of
 from vltseg_d2.export import SemSegExportModule, export_onnx
 
 
@@ -50,7 +54,7 @@ def main(argv=None):
     parser.add_argument("--opset", type=int, default=18)
     parser.add_argument("--check", action="store_true", help="compare onnxruntime with PyTorch")
     parser.add_argument("--tolerance", type=float, default=1e-3, help="largest difference --check accepts")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides key=value")
+    add_override_arguments(parser)
     args = parser.parse_args(argv)
     if args.size and min(args.size) <= 0:
         parser.error(f"--size {args.size[0]} {args.size[1]}: both must be positive multiples of 32")
@@ -60,7 +64,7 @@ def main(argv=None):
         parser.error(f"--tolerance {args.tolerance}: must be >= 0")
     if os.path.isdir(args.output):
         parser.error(f"--output {args.output} is a folder: name the .onnx file to write")
-    cfg = load_config_for_tool(parser, args.config_file, args.opts)
+    cfg = load_config_for_tool(parser, args.config_file, overrides_of(args))
     checkpoint = args.checkpoint or cfg.get("train", {}).get("init_checkpoint")
     if not checkpoint:
         parser.error("give --checkpoint (or train.init_checkpoint=...): exporting random weights is rarely meant")

@@ -23,7 +23,7 @@ from detectron2.config import LazyConfig
 from detectron2.data import DatasetCatalog
 
 import vltseg_d2  # noqa: F401  (registers the synthetic splits)
-from vltseg_d2.config import apply_overrides
+from vltseg_d2.config import add_override_arguments, apply_overrides, overrides_of
 from vltseg_d2.data.synthetic import format_summary, generate
 from vltseg_d2.data.synthetic_domains import DOMAINS
 from vltseg_d2.engine import Predictor
@@ -51,7 +51,7 @@ def main(argv=None):
     parser.add_argument("--output", default="output/demo", help="where the run goes")
     parser.add_argument("--iters", type=int, default=None, help="training iterations (default: the config's)")
     parser.add_argument("--frames-per-domain", type=int, default=2, help="overlays drawn per domain")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="extra training overrides key=value")
+    add_override_arguments(parser, what="extra training overrides key=value")
     args = parser.parse_args(argv)
     start = time.time()
     out = Path(args.output)
@@ -60,7 +60,9 @@ def main(argv=None):
     print(format_summary(generate()), flush=True)
 
     print("== 2/4 training the tiny recipe on synthetic_source_train (and evaluating every domain)", flush=True)
-    overrides = [f"train.output_dir={out}"] + ([f"train.max_iter={args.iters}"] if args.iters else []) + args.opts
+    overrides = (
+        [f"train.output_dir={out}"] + ([f"train.max_iter={args.iters}"] if args.iters else []) + overrides_of(args)
+    )
     train(overrides)
 
     print("== 3/4 cross-domain table", flush=True)
@@ -70,7 +72,7 @@ def main(argv=None):
 
     print("== 4/4 Visualizer overlays", flush=True)
     vis_dir = out / "visualizations"
-    cfg = apply_overrides(LazyConfig.load(CONFIG), args.opts)  # the model that was trained, overrides included
+    cfg = apply_overrides(LazyConfig.load(CONFIG), overrides_of(args))  # the model that was trained, overrides included
     predictor = Predictor(cfg, str(out / "model_final.pth"), input_format="RGB")  # one model for every domain
     for domain in DOMAINS:
         records = DatasetCatalog.get(f"synthetic_{domain}_val")[: args.frames_per_domain]

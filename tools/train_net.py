@@ -23,6 +23,10 @@ last iteration, Ctrl-C stops the final evaluation at once (status 130, model_fin
 SIGTERM lets it finish.
 """
 
+import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time torch.jit warnings)
+
+# isort: split
+
 import logging
 import multiprocessing
 import os
@@ -35,7 +39,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from vltseg_d2.checkpoint import CheckpointError, load_weights
-from vltseg_d2.config import ConfigError, OverrideError, load_config
+from vltseg_d2.config import ConfigError, OverrideError, add_override_arguments, load_config, overrides_of
 from vltseg_d2.data.loader import check_batch_split
 from vltseg_d2.data.workers import DataWorkerDied, is_dead_worker_error
 from vltseg_d2.engine import (
@@ -48,6 +52,7 @@ from vltseg_d2.engine import (
     lock_output_dir,
     resolve_device,
 )
+from vltseg_d2.utils.plain_logs import plain_log_files
 
 logger = logging.getLogger("vltseg_d2")
 
@@ -65,6 +70,7 @@ def setup(args):
     except OSError as e:  # a file of that name, no permission, a read-only disk
         folder = cfg.train.output_dir
         raise ConfigError(f"cannot create the output folder {folder} ({e.strerror}): set train.output_dir") from None
+    plain_log_files(cfg.train.output_dir, comm.get_rank())
     default_setup(cfg, args)
     setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="vltseg_d2", abbrev_name="vltseg")
     return cfg
@@ -158,7 +164,11 @@ def main(args):
 def parse_args(argv=None):
     parser = default_argument_parser(epilog=__doc__)
     parser.add_argument("--per-class", action="store_true", help="print per-class IoU in the cross-domain table")
+    add_override_arguments(parser, positional=False)  # detectron2's parser has the trailing key=value
     args = parser.parse_args(argv)
+    args.opts = overrides_of(args)
+    if not args.config_file:
+        parser.error("--config-file is required, e.g. --config-file configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py")
     if args.num_machines == 1 and args.dist_url == parser.get_default("dist_url"):
         # detectron2's default port depends only on the user id: two runs on one machine would collide
         args.dist_url = "auto"

@@ -7,10 +7,31 @@ from detectron2.config import LazyConfig
 from .overrides import ConfigError, OverrideError, load_config
 
 
+def tool_logging(format="%(levelname)s %(message)s"):
+    """This package's INFO lines (progress, what was loaded or dropped) on the console; other
+    libraries only from WARNING (onnx's exporter alone logs hundreds of "Replaced initializer")."""
+    logging.basicConfig(level=logging.WARNING, format=format)
+    logging.getLogger("vltseg_d2").setLevel(logging.INFO)
+
+
+def add_override_arguments(parser, positional: bool = True, what: str = "config overrides key=value"):
+    """Overrides in both syntaxes of every tool: trailing ``key=value`` (detectron2's tools) and
+    ``--opts key=value`` (detectron2's demo); :func:`overrides_of` joins them."""
+    import argparse
+
+    if positional:
+        parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help=f"{what} (or after --opts)")
+    parser.add_argument("--opts", dest="opts_after_flag", nargs=argparse.REMAINDER, default=[], help=argparse.SUPPRESS)
+
+
+def overrides_of(args) -> list:
+    return list(getattr(args, "opts", None) or []) + list(getattr(args, "opts_after_flag", None) or [])
+
+
 def load_config_for_tool(parser, config_file: str, overrides):
     """The config with validated overrides; a bad file or key is the parser's usage error (exit 2,
-    one line). Also turns on INFO logging, so the library's progress lines are seen."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    one line). Also sets up :func:`tool_logging`."""
+    tool_logging()
     try:
         return load_config(config_file, overrides or [])
     except (OverrideError, ConfigError) as e:
