@@ -189,3 +189,12 @@ def test_a_full_disk_leaves_no_partial_file_and_names_the_path(tmp_path, monkeyp
     with pytest.raises(OSError, match=r"could not write .*model_0000003\.pth: No space left on device"):
         save_atomic({"model": {}}, tmp_path / "model_0000003.pth")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_with_a_vit_of_another_depth_names_the_real_mismatch(tmp_path):
+    torch.save({"model": tiny_model(depth=4).state_dict()}, tmp_path / "shallower.pth")
+    with pytest.raises(CheckpointMismatchError) as info:
+        load_weights(tiny_model(depth=6), str(tmp_path / "shallower.pth"))
+    message = str(info.value)
+    assert "holds no ViT weights" not in message  # what it said: the file has ViT weights, of another model
+    assert "missing (backbone.vit.blocks.4." in message and "train.strict_load=False" in message

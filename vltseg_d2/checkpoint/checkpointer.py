@@ -122,7 +122,9 @@ class SafeCheckpointer(DetectionCheckpointer):
         state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in checkpoint["model"].items()}
         backbone = _vit_backbone(self.model)
         frozen = _frozen_vit_keys(backbone) if backbone is not None else set()
-        from_source = bool(frozen) and not frozen <= state.keys()
+        # a compact checkpoint holds none of the frozen ViT; one holding some (a ViT of another depth or
+        # width) is of another config, and the key check below names what differs
+        from_source = bool(frozen) and not frozen & state.keys()
         _check_soma_init(backbone, checkpoint.get("soma_init"))
         if from_source:
             self._frozen_weights_for(backbone, checkpoint.get("frozen_backbone"))
