@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from test_train_net import FAST, train_net, wait_until
@@ -96,10 +97,7 @@ def test_frames_of_the_same_name_in_different_folders_keep_their_predictions_and
         written = np.asarray(Image.open(tmp_path / "pred" / city / "frame_leftImg8bit.png"))
         assert (written == k + 1).all()
 
-    def predictor(rgb):
-        return {"sem_seg": torch.zeros(19, *rgb.shape[:2])}
-
-    written = run_images(predictor, frames, tmp_path / "overlays")
+    written = run_images(_fake_predictor, frames, tmp_path / "overlays")
     assert sorted(Path(p).relative_to(tmp_path / "overlays").as_posix() for p in written) == [
         "aachen/frame_leftImg8bit_seg.png",
         "bremen/frame_leftImg8bit_seg.png",
@@ -138,3 +136,41 @@ def test_an_output_folder_that_is_a_file_is_one_line_for_training_and_evaluation
         assert f"train.output_dir={tmp_path / 'taken'} cannot be written" in result.stderr or (
             f"cannot create the output folder {tmp_path / 'taken'}" in result.stderr
         )
+
+
+def _demo_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_tool", "tools/demo.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def _fake_predictor(rgb):
+    return {"sem_seg": torch.zeros(19, *rgb.shape[:2])}
+
+
+def test_a_video_written_into_a_folder_is_there_with_every_frame(tmp_path):
+    import cv2
+
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5, (32, 24))
+    for k in range(4):
+        writer.write(np.full((24, 32, 3), 60 * k, np.uint8))
+    writer.release()
+    (tmp_path / "out").mkdir()
+    written = _demo_tool().run_video(_fake_predictor, str(clip), str(tmp_path / "out"), side_by_side=False)
+    assert written == [tmp_path / "out" / "clip_seg.mp4"]
+    reader = cv2.VideoCapture(str(written[0]))
+    frames = 0
+    while reader.read()[0]:
+        frames += 1
+    assert frames == 4 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip_seg.mp4"]
+
+
+def test_one_output_image_name_for_several_inputs_is_refused(tmp_path):
+    frames = _frames(tmp_path)
+    with pytest.raises(ValueError, match=r"--output .*out.png names one image file, but 2 images were given"):
+        run_images(_fake_predictor, frames, tmp_path / "out.png")
+    assert not (tmp_path / "out.png").exists()

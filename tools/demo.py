@@ -33,30 +33,50 @@ from tqdm import tqdm
 from vltseg_d2.checkpoint import CheckpointError
 from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of
 from vltseg_d2.engine import Predictor
+from vltseg_d2.utils.atomic import atomic_path
 from vltseg_d2.visualization import expand_inputs, overlay, predict_train_ids, run_images
 
 
+def video_target(video, output) -> Path:
+    """``output`` itself for a file name with a suffix, else ``<output>/<video stem>_seg.mp4``."""
+    output = Path(output)
+    if output.is_dir() or not output.suffix:
+        return output / f"{Path(video).stem}_seg.mp4"
+    return output
+
+
 def run_video(predictor, video, output, side_by_side):
+    """The overlaid video, written under a temporary name and renamed when complete (an interrupted
+    run leaves no half file); returns ``[path]``, or ``[]`` when no frame could be read."""
     cap = cv2.VideoCapture(video)
     if not cap.isOpened():
         raise SystemExit(f"error: cannot open video {video}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25
     frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    writer = None
-    for _ in tqdm(range(frames) if frames else iter(int, 1), desc="video", unit="frame"):
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        rgb = bgr[..., ::-1].copy()
-        result = overlay(rgb, predict_train_ids(predictor, rgb), side_by_side)[..., ::-1]
-        if writer is None:
-            Path(output).parent.mkdir(parents=True, exist_ok=True)
-            writer = cv2.VideoWriter(output, cv2.VideoWriter_fourcc(*"mp4v"), fps, (result.shape[1], result.shape[0]))
-        writer.write(np.ascontiguousarray(result))
-    cap.release()
-    if writer is not None:
-        writer.release()
-    return [Path(output)]
+    target, written, writer = video_target(video, output), 0, None
+    try:
+        with atomic_path(target) as tmp:
+            for _ in tqdm(range(frames) if frames else iter(int, 1), desc="video", unit="frame"):
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                rgb = bgr[..., ::-1].copy()
+                result = np.ascontiguousarray(overlay(rgb, predict_train_ids(predictor, rgb), side_by_side)[..., ::-1])
+                if writer is None:
+                    size = (result.shape[1], result.shape[0])
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+                    if not writer.isOpened():
+                        raise OSError(f"OpenCV cannot write {target.suffix} video (mp4v); use an .mp4 or .avi name")
+                writer.write(result)
+                written += 1
+            if writer is not None:
+                writer.release()
+            if not written or not tmp.is_file() or tmp.stat().st_size == 0:
+                raise OSError(f"no frame of {video} could be read or written")
+    finally:
+        cap.release()
+    print(f"{target}: {written} frames")
+    return [target]
 
 
 def main(argv=None):
@@ -91,7 +111,10 @@ def main(argv=None):
     try:
         predictor = Predictor(cfg, input_format="RGB", dataset=args.dataset, resize=args.resize)
         if args.video_input:
-            written = run_video(predictor, args.video_input, args.output, args.side_by_side)
+            try:
+                written = run_video(predictor, args.video_input, args.output, args.side_by_side)
+            except OSError as e:
+                sys.exit(f"error: {e}; nothing was written")
         else:
             written = run_images(predictor, expand_inputs(args.input), args.output, args.side_by_side)
     except (ValueError, FileNotFoundError, CheckpointError) as e:

@@ -63,7 +63,10 @@ def predict_train_ids(predictor, rgb: np.ndarray) -> np.ndarray:
 def run_images(predictor, files, output, side_by_side=False):
     """Write an overlay per image into the folder ``output`` (or to ``output`` for one image file);
     ``predictor`` is a :class:`~vltseg_d2.engine.Predictor` built with ``input_format="RGB"``."""
-    single_file = len(files) == 1 and Path(output).suffix.lower() in IMAGE_SUFFIXES
+    names_a_file = Path(output).suffix.lower() in IMAGE_SUFFIXES
+    if names_a_file and len(files) > 1:
+        raise ValueError(f"--output {output} names one image file, but {len(files)} images were given: name a folder")
+    single_file = len(files) == 1 and names_a_file
     out_dir = Path(output).parent if single_file else Path(output)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, root = [], common_folder(str(f) for f in files)
