@@ -174,3 +174,28 @@ def test_one_output_image_name_for_several_inputs_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"--output .*out.png names one image file, but 2 images were given"):
         run_images(_fake_predictor, frames, tmp_path / "out.png")
     assert not (tmp_path / "out.png").exists()
+
+
+def test_the_demo_writes_a_legend_of_the_classes_present_and_the_raw_prediction(tmp_path):
+    from vltseg_d2.visualization import overlay
+
+    frame = tmp_path / "frame.png"
+    Image.fromarray(np.full((240, 320, 3), 90, np.uint8)).save(frame)
+
+    def road_and_car(rgb):
+        scores = torch.zeros(19, *rgb.shape[:2])
+        scores[0] = 1.0
+        scores[13, 100:140, 100:200] = 2.0  # a car on the road
+        return {"sem_seg": scores}
+
+    written = run_images(road_and_car, [frame], tmp_path / "out", labels="labelId")
+    assert [p.name for p in written] == ["frame_seg.png", "frame_labelId.png"]
+    raw = np.asarray(Image.open(tmp_path / "out" / "frame_labelId.png"))
+    assert raw[120, 150] == 26 and raw[10, 10] == 7  # Cityscapes label ids of car and road
+    pred = np.zeros((240, 320), np.int64)
+    pred[100:140, 100:200] = 13
+    rgb = np.full((240, 320, 3), 90, np.uint8)
+    with_legend, without = overlay(rgb, pred, False), overlay(rgb, pred, False, legend=False)
+    corner = (slice(170, 240), slice(220, 320))  # the legend's place: lower right
+    assert np.abs(with_legend[corner].astype(int) - without[corner]).sum() > 0
+    assert np.array_equal(with_legend[:100, :100], without[:100, :100])  # nothing else changes

@@ -100,10 +100,19 @@ def main(argv=None):
         help="apply this dataset's evaluation resize protocol (default: the config's first test dataset)",
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the config's train.device)")
+    parser.add_argument("--opacity", type=float, default=0.5, help="overlay opacity in (0, 1] (default: %(default)s)")
+    parser.add_argument(
+        "--save-labels",
+        choices=("trainId", "labelId"),
+        default=None,
+        help="also write the raw prediction as <frame>_<format>.png beside each overlay (images only)",
+    )
     add_override_arguments(parser)
     args = parser.parse_args(argv)
     if bool(args.input) == bool(args.video_input):
         parser.error("give either --input or --video-input")
+    if not 0 < args.opacity <= 1:
+        parser.error(f"--opacity {args.opacity}: must be in (0, 1]")
     cfg = load_config_for_tool(parser, args.config_file, overrides_of(args))
     cfg.model.test_mode = "slide" if args.slide else cfg.model.test_mode
     if args.device:
@@ -116,7 +125,8 @@ def main(argv=None):
             except OSError as e:
                 sys.exit(f"error: {e}; nothing was written")
         else:
-            written = run_images(predictor, expand_inputs(args.input), args.output, args.side_by_side)
+            files = expand_inputs(args.input)
+            written = run_images(predictor, files, args.output, args.side_by_side, args.opacity, args.save_labels)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         parser.error(str(e))
     if not written:

@@ -10,7 +10,7 @@ from ..data.datasets.classes import TRAIN_ID_TO_LABEL_ID, lookup_table
 from ..data.prepare.common import write_atomic
 from ..modeling.inference import class_map
 
-_TO_LABEL_ID = lookup_table(TRAIN_ID_TO_LABEL_ID, default=0)
+TRAIN_TO_LABEL_ID = lookup_table(TRAIN_ID_TO_LABEL_ID, default=0)
 
 
 class PredictionWriter(DatasetEvaluator):
@@ -33,7 +33,7 @@ class PredictionWriter(DatasetEvaluator):
         for record, output in zip(inputs, outputs):
             pred = class_map(output["sem_seg"]).to("cpu").numpy().astype(np.uint8)
             if self.fmt == "labelId":
-                pred = _TO_LABEL_ID[pred]
+                pred = TRAIN_TO_LABEL_ID[pred]
             write_atomic(self.target(record), pred)
             self.count += 1
 
