@@ -52,6 +52,11 @@ def _compact(backbone) -> bool:
     return backbone is not None and backbone.freeze and backbone.loaded_from is not None
 
 
+def _has_source(backbone, identity) -> bool:
+    """Can the frozen ViT be loaded: already loaded, configured, or recorded in the checkpoint?"""
+    return bool(backbone.loaded_from or backbone.pretrained or (identity or {}).get("source"))
+
+
 def _frozen_vit_keys(backbone) -> set:
     """Model keys of the ViT's frozen tensors (all of it, but SoMA adapters and adapted biases)."""
     trained = {n for n, p in backbone.vit.named_parameters() if p.requires_grad}
@@ -122,12 +127,15 @@ class SafeCheckpointer(DetectionCheckpointer):
         state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in checkpoint["model"].items()}
         backbone = _vit_backbone(self.model)
         frozen = _frozen_vit_keys(backbone) if backbone is not None else set()
-        # a compact checkpoint holds none of the frozen ViT; one holding some (a ViT of another depth or
-        # width) is of another config, and the key check below names what differs
-        from_source = bool(frozen) and not frozen & state.keys()
+        from_source = bool(frozen) and not frozen <= state.keys()  # compact: the ViT comes from its source
+        identity = checkpoint.get("frozen_backbone")
+        if from_source and frozen & state.keys() and not _has_source(backbone, identity):
+            # part of a ViT (one of another depth, or SoMA's adapted biases) and nothing to complete it
+            # from: the key check below names what differs, rather than "holds no ViT weights"
+            from_source = False
         _check_soma_init(backbone, checkpoint.get("soma_init"))
         if from_source:
-            self._frozen_weights_for(backbone, checkpoint.get("frozen_backbone"))
+            self._frozen_weights_for(backbone, identity)
         if self.strict and not checkpoint.get("matching_heuristics", False):  # name matching: no key check
             self._check_fits(state, frozen if from_source else set())
         if "optimizer" in checkpoint and "optimizer" in self.checkpointables:
