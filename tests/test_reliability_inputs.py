@@ -18,6 +18,7 @@ from PIL import Image
 from raw_datasets import write_palette_png, write_rgb
 
 from vltseg_d2.config import ConfigError, OverrideError, apply_overrides, load_config
+from vltseg_d2.data.datasets.classes import CLASS_NAMES
 from vltseg_d2.data.mapper import SemSegDatasetMapper, train_augmentations
 from vltseg_d2.data.prepare import gta5
 from vltseg_d2.engine import Predictor, evaluation_dataset_names
@@ -213,6 +214,19 @@ def test_unreadable_validation_images_are_skipped_counted_and_the_other_datasets
     summary = json.loads(next(out.glob("eval/*/cross_domain.json")).read_text())
     skipped = {row["dataset"]: row["skipped_images"] for row in summary["rows"]}
     assert skipped == {"synthetic_night_val": 2, "synthetic_source_val": 0}
+    folder = next(out.glob("eval/*/cross_domain.json")).parent
+    confusions = np.load(folder / "cross_domain_confusion.npz")
+    assert sorted(confusions.files) == ["synthetic_night_val", "synthetic_source_val"]
+    assert confusions["synthetic_night_val"].sum() == 96 * 192  # the one readable night image's pixels
+    for row in summary["rows"]:  # per-class accuracy recomputed from the saved matrix
+        conf = confusions[row["dataset"]].astype(float)
+        for k, name in enumerate(CLASS_NAMES):
+            expected = 100 * conf[k, k] / conf[k].sum() if conf[k].sum() else float("nan")
+            assert row["per_class_acc"][name] == pytest.approx(expected, nan_ok=True)
+    pngs = sorted(p.name for p in folder.glob("*.png"))
+    assert pngs == [f"cross_domain_confusion_synthetic_{d}_val.png" for d in ("night", "source")] + [
+        "cross_domain_per_class_iou.png"
+    ]
     log = result.stdout + result.stderr
     assert "unreadable image" in log and "00000.png" in log and "00001.png" in log and "Traceback" not in log
 

@@ -210,7 +210,7 @@ class Trainer(DefaultTrainer):
         folder = output_dir or os.path.join(cfg.train.output_dir, "eval")
         device = resolve_device(cfg.train.device)
         precision = resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, device)
-        results = OrderedDict()
+        results, confusions = OrderedDict(), {}
         for name in names:
             evaluator = cls.build_evaluator(cfg, name, output_folder=os.path.join(folder, "predictions"))
             try:
@@ -227,12 +227,16 @@ class Trainer(DefaultTrainer):
             raise_if_interrupted()
             if res and "sem_seg" in res:
                 results[name] = {"sem_seg": res["sem_seg"]}
+                if counters and getattr(counters[0], "confusion", None) is not None:
+                    confusions[name] = counters[0].confusion
         if results and comm.is_main_process():
             summary = summarize_cross_domain(results, in_domain=tuple(cfg.dataloader.get("in_domain", ())))
             summary.update(checkpoint=source, protocol=evaluation_protocol(cfg, model, names))
             logger.info(f"Cross-domain evaluation:\n{format_cross_domain_table(summary, per_class=per_class)}")
             raise_if_interrupted()
-            json_path, md_path = save_cross_domain(summary, folder)  # an OSError here names the file
+            json_path, md_path = save_cross_domain(
+                summary, folder, confusions=confusions
+            )  # an OSError here names the file
             logger.info(f"saved to {json_path} and {md_path}")
         return results
 

@@ -7,10 +7,11 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 from tabulate import tabulate
 
 from ..data.datasets.classes import CLASS_NAMES
-from ..utils.atomic import write_text_atomic
+from ..utils.atomic import atomic_path, write_text_atomic
 
 
 def summarize_cross_domain(results: dict, in_domain=()) -> dict:
@@ -27,6 +28,7 @@ def summarize_cross_domain(results: dict, in_domain=()) -> dict:
                 mAcc=m["mAcc"],
                 aAcc=m["aAcc"],
                 per_class={c: m.get(f"IoU-{c}", float("nan")) for c in CLASS_NAMES},
+                per_class_acc={c: m.get(f"Acc-{c}", float("nan")) for c in CLASS_NAMES},
                 skipped_images=m.get("skipped_images", 0),
                 invalid_label_pixels=m.get("invalid_label_pixels", 0),
             )
@@ -105,11 +107,21 @@ def free_table_stem(output_dir, summary: dict, stem: str = "cross_domain") -> st
     return candidate
 
 
-def save_cross_domain(summary: dict, output_dir, stem="cross_domain"):
+def save_cross_domain(summary: dict, output_dir, stem="cross_domain", confusions=None):
     """Write ``<stem>.json`` and ``<stem>.md`` (per-class table included), or ``<stem>_<n>.*``
-    where a table of other datasets is there already (:func:`free_table_stem`); returns the paths."""
+    where a table of other datasets is there already (:func:`free_table_stem`); returns the paths.
+    Beside them: ``<stem>_per_class_iou.png`` and, given ``confusions`` (dataset -> 19 x 19 counts,
+    rows ground truth), ``<stem>_confusion.npz`` and ``<stem>_confusion_<dataset>.png``."""
+    from .plots import plot_confusion, plot_per_class_iou
+
     out = Path(output_dir)
     stem = free_table_stem(out, summary, stem)
+    plot_per_class_iou(summary, out / f"{stem}_per_class_iou.png")
+    if confusions:
+        with atomic_path(out / f"{stem}_confusion.npz") as tmp:
+            np.savez(tmp, **{name: np.asarray(conf, np.int64) for name, conf in confusions.items()})
+        for name, conf in confusions.items():
+            plot_confusion(conf, name, out / f"{stem}_confusion_{name}.png")
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
     write_text_atomic(json_path, json.dumps(summary, indent=2, allow_nan=True))
     write_text_atomic(

@@ -121,6 +121,7 @@ class SemSegIoUEvaluator(DatasetEvaluator):
             if not comm.is_main_process():
                 return {}
             conf, skipped, invalid = (sum(parts) for parts in zip(*gathered))
+        self.confusion = conf  # the whole dataset's, for the report files (results hold only numbers)
         res = iou_metrics(conf, self.class_names)
         res.update(skipped_images=int(skipped), invalid_label_pixels=int(invalid))
         self._logger.info(

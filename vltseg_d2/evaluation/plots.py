@@ -1,0 +1,59 @@
+"""Figures of an evaluation, drawn with matplotlib (Agg, no display needed).
+
+- :func:`plot_confusion`: one dataset's confusion matrix, each ground-truth row normalised to 1
+  (the share of a class's pixels predicted as each class), classes in train-id order.
+- :func:`plot_per_class_iou`: per-class IoU of every dataset side by side, the figure DGSS papers
+  print to show which classes a domain shift hurts.
+"""
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+
+from ..data.datasets.classes import CLASS_NAMES  # noqa: E402
+from ..utils.atomic import atomic_path  # noqa: E402
+
+
+def _save(fig, path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_confusion(conf: np.ndarray, title: str, path) -> Path:
+    conf = np.asarray(conf, np.float64)
+    totals = conf.sum(1, keepdims=True)
+    shares = np.divide(conf, totals, out=np.zeros_like(conf), where=totals > 0)
+    fig, ax = plt.subplots(figsize=(9, 8))
+    image = ax.imshow(shares, cmap="viridis", vmin=0, vmax=1)
+    ticks = np.arange(len(CLASS_NAMES))
+    ax.set_xticks(ticks, CLASS_NAMES, rotation=90, fontsize=8)
+    ax.set_yticks(ticks, CLASS_NAMES, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("ground truth")
+    ax.set_title(f"{title}: share of each class's pixels")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    return _save(fig, path)
+
+
+def plot_per_class_iou(summary: dict, path) -> Path:
+    rows = summary["rows"]
+    fig, ax = plt.subplots(figsize=(14, 5))
+    width = 0.8 / max(len(rows), 1)
+    x = np.arange(len(CLASS_NAMES))
+    for k, row in enumerate(rows):
+        values = [row["per_class"].get(c, float("nan")) for c in CLASS_NAMES]
+        label = f"{row['dataset']} ({row['mIoU']:.1f})"
+        ax.bar(x + (k - (len(rows) - 1) / 2) * width, np.nan_to_num(values), width, label=label)
+    ax.set_xticks(x, CLASS_NAMES, rotation=45, ha="right")
+    ax.set_ylabel("IoU (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("per-class IoU by dataset (mIoU in the legend)")
+    ax.legend(fontsize=8, ncol=min(len(rows), 4), loc="upper center", bbox_to_anchor=(0.5, -0.28))  # below the bars
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
