@@ -1,7 +1,7 @@
 """Read the files ``torch.save`` writes without ``torch.load``.
 
-``torch.load(weights_only=False, pickle_module=...)`` is not a safe way to read a file with a
-restricted unpickler: before any unpickler sees the file, torch hands TorchScript archives to
+``torch.load`` with ``weights_only`` turned off is not made safe by a restricted ``pickle_module``:
+before any unpickler sees the file, torch hands TorchScript archives to
 ``torch.jit.load`` (which runs the archive's code, e.g. a ``__setstate__``) and extracts legacy tar
 archives into a temporary folder (a FIFO member blocks the reader forever). ``weights_only=True``
 refuses every object it does not know, which rules out the training checkpoints of other
