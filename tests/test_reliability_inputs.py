@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -223,6 +224,12 @@ def test_unreadable_validation_images_are_skipped_counted_and_the_other_datasets
         for k, name in enumerate(CLASS_NAMES):
             expected = 100 * conf[k, k] / conf[k].sum() if conf[k].sum() else float("nan")
             assert row["per_class_acc"][name] == pytest.approx(expected, nan_ok=True)
+    record = summary["provenance"]
+    assert record["images"] == {"synthetic_night_val": 3, "synthetic_source_val": 3} and record["iteration"] is None
+    assert len(record["config_sha256"]) == 64 and record["checkpoint"] == str(tmp_path / "model.pth")
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?|unknown", record["commit"])
+    assert "images: synthetic_night_val 3, synthetic_source_val 3;" in (folder / "cross_domain.md").read_text()
+    assert "evaluating synthetic_source_val (2 of 2): 3 images" in result.stdout + result.stderr
     pngs = sorted(p.name for p in folder.glob("*.png"))
     assert pngs == [f"cross_domain_confusion_synthetic_{d}_val.png" for d in ("night", "source")] + [
         "cross_domain_per_class_iou.png"

@@ -1,6 +1,7 @@
 """Outputs are never lost or mixed: one training per folder, frames of the same name kept apart,
 verified image writes, tables of other datasets kept, a resume with nothing to train stops."""
 
+import json
 import os
 import signal
 import subprocess
@@ -44,6 +45,7 @@ def test_resume_with_max_iter_below_the_checkpoint_says_so_and_stops(synthetic_r
         [f"train.output_dir={out}", "train.max_iter=4", "train.checkpointer.period=2"] + RUN[1:] + FAST, synthetic_root
     )
     tables = sorted(out.glob("eval/*/cross_domain.json"))
+    assert json.loads(tables[0].read_text())["provenance"]["iteration"] == 3  # the weights of the last iteration
     log = (out / "log.txt").read_text()
     assert "Contents of args.config_file" in log and "\x1b[" not in log  # plain text, no terminal colours
     below = train_net(

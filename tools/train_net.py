@@ -84,13 +84,18 @@ def evaluate(cfg, args):
         raise SystemExit(f"error: train.init_checkpoint={checkpoint} does not exist")
     evaluation_dataset_names(cfg)  # every name checked before the model is built
     model = Trainer.build_model(cfg)
-    load_weights(model, checkpoint, strict=cfg.train.get("strict_load", True))
+    loaded = load_weights(model, checkpoint, strict=cfg.train.get("strict_load", True))
     if resolve_device(cfg.train.device).type == "cpu":
         model = create_ddp_model(model, device_ids=None)
     else:
         model = create_ddp_model(model)
     return Trainer.test(
-        cfg, model, output_dir=args.eval_dir, per_class=args.per_class, source=os.path.abspath(checkpoint)
+        cfg,
+        model,
+        output_dir=args.eval_dir,
+        per_class=args.per_class,
+        source=os.path.abspath(checkpoint),
+        iteration=loaded.get("iteration"),
     )
 
 

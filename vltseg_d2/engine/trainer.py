@@ -31,6 +31,7 @@ from ..data.test_loader import TestLoader
 from ..data.workers import DataWorkerDied, ignore_job_signals, is_dead_worker_error
 from ..evaluation import format_cross_domain_table, save_cross_domain, summarize_cross_domain
 from ..evaluation.prediction_writer import PredictionWriter
+from ..evaluation.provenance import provenance
 from ..modeling import count_parameters
 from .compile import compile_heavy_parts
 from .ema import EMAHook, TrainableEMA
@@ -116,7 +117,9 @@ class Trainer(DefaultTrainer):
             folder = os.path.join(cfg.train.output_dir, "eval", name)
             source = os.path.abspath(os.path.join(cfg.train.output_dir, name + ".pth"))
             with self.ema.swapped() if self.ema is not None else contextlib.nullcontext():
-                self._last_eval_results = self.test(self.cfg, self.model, output_dir=folder, source=source)
+                self._last_eval_results = self.test(
+                    self.cfg, self.model, output_dir=folder, source=source, iteration=min(self.iter, self.max_iter - 1)
+                )  # after the loop detectron2's iter is max_iter; the weights are those of max_iter - 1
             return self._last_eval_results
 
         ret.append(hooks.EvalHook(cfg.train.eval_period, test_and_save_results))  # 0: only after training
@@ -201,20 +204,23 @@ class Trainer(DefaultTrainer):
         return DatasetEvaluators(evaluators)
 
     @classmethod
-    def test(cls, cfg, model, evaluators=None, output_dir=None, per_class=False, source=None):
+    def test(cls, cfg, model, evaluators=None, output_dir=None, per_class=False, source=None, iteration=None):
         """Evaluate on every dataset of ``dataloader.test_datasets`` (all names are checked before
         the first is evaluated); print the cross-domain table, then save it as
         ``cross_domain.{json,md}`` in ``output_dir`` (default ``train.output_dir/eval``).
-        ``source`` (the evaluated checkpoint) is recorded in the JSON."""
+        ``source`` (the evaluated checkpoint) and its ``iteration`` are recorded in the JSON, with
+        the config's hash, the code's commit, the images per dataset and the date."""
         names = evaluation_dataset_names(cfg)
         folder = output_dir or os.path.join(cfg.train.output_dir, "eval")
         device = resolve_device(cfg.train.device)
         precision = resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, device)
-        results, confusions = OrderedDict(), {}
-        for name in names:
+        results, confusions, images = OrderedDict(), {}, {}
+        for k, name in enumerate(names, 1):
             evaluator = cls.build_evaluator(cfg, name, output_folder=os.path.join(folder, "predictions"))
             try:
                 loader = cls.build_test_loader(cfg, name)
+                images[name] = len(loader.dataset)
+                logger.info(f"evaluating {name} ({k} of {len(names)}): {images[name]} images")
                 counters = [e for e in evaluator._evaluators if hasattr(e, "skip_unreadable")]
                 if counters:  # counted and shown in the table, like unreadable labels
                     loader.on_unreadable = counters[0].skip_unreadable
@@ -232,6 +238,7 @@ class Trainer(DefaultTrainer):
         if results and comm.is_main_process():
             summary = summarize_cross_domain(results, in_domain=tuple(cfg.dataloader.get("in_domain", ())))
             summary.update(checkpoint=source, protocol=evaluation_protocol(cfg, model, names))
+            summary["provenance"] = provenance(cfg, source, iteration, images)
             logger.info(f"Cross-domain evaluation:\n{format_cross_domain_table(summary, per_class=per_class)}")
             raise_if_interrupted()
             json_path, md_path = save_cross_domain(

@@ -12,6 +12,7 @@ from tabulate import tabulate
 
 from ..data.datasets.classes import CLASS_NAMES
 from ..utils.atomic import atomic_path, write_text_atomic
+from .provenance import describe_provenance
 
 
 def summarize_cross_domain(results: dict, in_domain=()) -> dict:
@@ -86,7 +87,9 @@ def format_cross_domain_table(summary: dict, per_class=False, tablefmt="github")
         + ([""] if extra else [])
     )
     text = tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
-    return f"{describe_protocol(summary['protocol'])}\n\n{text}" if summary.get("protocol") else text
+    header = [describe_protocol(summary["protocol"])] if summary.get("protocol") else []
+    header += [describe_provenance(summary["provenance"])] if summary.get("provenance") else []
+    return "\n".join(header) + "\n\n" + text if header else text
 
 
 def _datasets_of(json_path: Path):
