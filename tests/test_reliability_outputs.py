@@ -16,6 +16,7 @@ from test_train_net import FAST, train_net, wait_until
 
 from vltseg_d2.data.datasets.classes import CLASS_NAMES
 from vltseg_d2.evaluation.cross_domain import save_cross_domain
+from vltseg_d2.evaluation.plots import training_series
 from vltseg_d2.evaluation.prediction_writer import PredictionWriter
 from vltseg_d2.visualization import run_images
 
@@ -46,6 +47,9 @@ def test_resume_with_max_iter_below_the_checkpoint_says_so_and_stops(synthetic_r
     )
     tables = sorted(out.glob("eval/*/cross_domain.json"))
     assert json.loads(tables[0].read_text())["provenance"]["iteration"] == 3  # the weights of the last iteration
+    series = training_series(out / "metrics.json")
+    assert sorted(series["total_loss"]) == [0, 1, 2, 3] and sorted(series["mIoU"]) == ["synthetic_source_val"]
+    assert Image.open(out / "training_curves.png").size[0] > 800
     log = (out / "log.txt").read_text()
     assert "Contents of args.config_file" in log and "\x1b[" not in log  # plain text, no terminal colours
     below = train_net(
@@ -201,3 +205,18 @@ def test_the_demo_writes_a_legend_of_the_classes_present_and_the_raw_prediction(
     corner = (slice(170, 240), slice(220, 320))  # the legend's place: lower right
     assert np.abs(with_legend[corner].astype(int) - without[corner]).sum() > 0
     assert np.array_equal(with_legend[:100, :100], without[:100, :100])  # nothing else changes
+
+
+def test_training_series_reads_every_curve_and_skips_a_line_cut_by_a_kill(tmp_path):
+    lines = [
+        {"iteration": 0, "total_loss": 5.0, "lr": 0.1},
+        {"iteration": 1, "total_loss": 4.0, "lr": 0.05},
+        {"iteration": 1, "a_val/sem_seg/mIoU": 12.5, "b_val/sem_seg/mIoU": 7.5, "a_val/sem_seg/aAcc": 80.0},
+    ]
+    (tmp_path / "metrics.json").write_text("\n".join(json.dumps(r) for r in lines) + '\n{"iteration": 2, "tot')
+    series = training_series(tmp_path / "metrics.json")
+    assert series == {
+        "total_loss": {0: 5.0, 1: 4.0},
+        "lr": {0: 0.1, 1: 0.05},
+        "mIoU": {"a_val": {1: 12.5}, "b_val": {1: 7.5}},
+    }

@@ -30,6 +30,7 @@ from ..data.mapper import inference_augmentations
 from ..data.test_loader import TestLoader
 from ..data.workers import DataWorkerDied, ignore_job_signals, is_dead_worker_error
 from ..evaluation import format_cross_domain_table, save_cross_domain, summarize_cross_domain
+from ..evaluation.plots import plot_training_curves
 from ..evaluation.prediction_writer import PredictionWriter
 from ..evaluation.provenance import provenance
 from ..modeling import count_parameters
@@ -134,8 +135,21 @@ class Trainer(DefaultTrainer):
         return build_writers(self.cfg.train.output_dir, self.max_iter)
 
     def train(self):
-        TrainerBase.train(self, self.start_iter, self.max_iter)
+        try:
+            TrainerBase.train(self, self.start_iter, self.max_iter)
+        finally:  # also after an interruption: the curves so far
+            self._plot_training_curves()
         return getattr(self, "_last_eval_results", None)
+
+    def _plot_training_curves(self):
+        metrics = os.path.join(self.cfg.train.output_dir, "metrics.json")
+        if not comm.is_main_process() or not os.path.isfile(metrics):
+            return
+        try:
+            path = plot_training_curves(metrics, os.path.join(self.cfg.train.output_dir, "training_curves.png"))
+            logger.info(f"training curves: {path}")
+        except Exception as e:  # a figure never costs a finished run
+            logger.warning(f"could not draw the training curves ({type(e).__name__}: {e})")
 
     @classmethod
     def build_model(cls, cfg):

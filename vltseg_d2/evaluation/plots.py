@@ -57,3 +57,48 @@ def plot_per_class_iou(summary: dict, path) -> Path:
     ax.legend(fontsize=8, ncol=min(len(rows), 4), loc="upper center", bbox_to_anchor=(0.5, -0.28))  # below the bars
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+def training_series(metrics_json) -> dict:
+    """From detectron2's ``metrics.json`` (one JSON object per line): ``total_loss`` and ``lr`` by
+    iteration, and each evaluated dataset's mIoU (keys ``<dataset>/sem_seg/mIoU``) by iteration.
+    Lines that do not parse (a run killed mid-write) are left out."""
+    import json
+
+    series = {"total_loss": {}, "lr": {}, "mIoU": {}}
+    for line in Path(metrics_json).read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        it = row.get("iteration")
+        for key in ("total_loss", "lr"):
+            if key in row:
+                series[key][it] = row[key]
+        for key, value in row.items():
+            if key.endswith("/sem_seg/mIoU"):
+                series["mIoU"].setdefault(key.split("/")[0], {})[it] = value
+    return series
+
+
+def plot_training_curves(metrics_json, path) -> Path:
+    """Loss, learning rate and evaluation mIoU against the iteration, one panel each."""
+    series = training_series(metrics_json)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, key, label in ((axes[0], "total_loss", "total loss"), (axes[1], "lr", "learning rate")):
+        points = sorted(series[key].items())
+        ax.plot([p[0] for p in points], [p[1] for p in points])
+        ax.set_title(label)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    for dataset, values in sorted(series["mIoU"].items()):
+        points = sorted(values.items())
+        axes[2].plot([p[0] for p in points], [p[1] for p in points], marker="o", label=dataset)
+    axes[2].set_title("evaluation mIoU (%)")
+    axes[2].set_xlabel("iteration")
+    axes[2].grid(alpha=0.3)
+    if series["mIoU"]:
+        axes[2].legend(fontsize=8)
+    else:
+        axes[2].text(0.5, 0.5, "no evaluation yet", ha="center", va="center", transform=axes[2].transAxes)
+    return _save(fig, path)
