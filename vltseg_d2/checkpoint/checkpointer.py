@@ -96,8 +96,6 @@ class SafeCheckpointer(DetectionCheckpointer):
         except CheckpointMismatchError as e:
             raise CheckpointMismatchError(f"{path}: {e}") from None
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:  # an entry of another form
-            if isinstance(e, CheckpointError):
-                raise
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise CheckpointMismatchError(
                 f"{path}: an entry does not fit what it is loaded into ({type(e).__name__}: {first[:200]})"

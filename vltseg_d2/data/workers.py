@@ -10,6 +10,7 @@ cannot tell who sent a signal, so SIGTERM is blocked in the worker and a thread 
 ``sigwaitinfo``, which reports the sender's pid.
 """
 
+import contextlib
 import os
 import signal
 import threading
@@ -41,3 +42,15 @@ def is_dead_worker_error(error: BaseException) -> bool:
     """torch's errors when a worker process ended unexpectedly: raised by the next fetch ("exited
     unexpectedly"), or at any point of the main thread by its SIGCHLD handler ("is killed by signal")."""
     return isinstance(error, RuntimeError) and str(error).startswith("DataLoader worker (pid")
+
+
+@contextlib.contextmanager
+def dead_worker_stops(where: str):
+    """torch raises a dead worker's error wherever the main thread is (its SIGCHLD handler): in the
+    model, a hook or the loader. Inside this block it becomes :class:`DataWorkerDied`."""
+    try:
+        yield
+    except RuntimeError as e:
+        if not is_dead_worker_error(e):
+            raise
+        raise DataWorkerDied(f"{where}: {str(e).splitlines()[0].strip()}") from None

@@ -11,7 +11,6 @@ import torch
 from detectron2.engine import SimpleTrainer
 from detectron2.utils.events import get_event_storage
 
-from ..data.workers import DataWorkerDied, is_dead_worker_error
 from ..utils.seeding import seed_torch
 
 
@@ -61,14 +60,6 @@ class MixedPrecisionTrainer(SimpleTrainer):
         self.grad_scaler = torch.amp.GradScaler("cuda") if precision == torch.float16 else None
 
     def run_step(self):
-        try:
-            self._run_step()
-        except RuntimeError as e:  # torch reports a dead worker wherever the main thread is
-            if is_dead_worker_error(e):
-                raise DataWorkerDied(f"at iteration {self.iter}: {str(e).splitlines()[0].strip()}") from None
-            raise
-
-    def _run_step(self):
         assert self.model.training, "the model was left in eval mode"
         start = time.perf_counter()
         data = next(self._data_loader_iter)

@@ -28,9 +28,8 @@ from ..checkpoint import SafeCheckpointer
 from ..config import ConfigError
 from ..data.mapper import inference_augmentations
 from ..data.test_loader import TestLoader
-from ..data.workers import DataWorkerDied, ignore_job_signals, is_dead_worker_error
+from ..data.workers import dead_worker_stops, ignore_job_signals
 from ..evaluation import format_cross_domain_table, save_cross_domain, summarize_cross_domain
-from ..evaluation.plots import plot_training_curves
 from ..evaluation.prediction_writer import PredictionWriter
 from ..evaluation.provenance import provenance
 from ..modeling import count_parameters
@@ -134,6 +133,19 @@ class Trainer(DefaultTrainer):
         """Console (with ETA), ``metrics.json`` and TensorBoard."""
         return build_writers(self.cfg.train.output_dir, self.max_iter)
 
+    # a data-loader worker's death surfaces wherever the main thread is: in the step or in a hook
+    def before_step(self):
+        with dead_worker_stops(f"at iteration {self.iter}"):
+            super().before_step()
+
+    def run_step(self):
+        with dead_worker_stops(f"at iteration {self.iter}"):
+            super().run_step()
+
+    def after_step(self):
+        with dead_worker_stops(f"at iteration {self.iter}"):
+            super().after_step()
+
     def train(self):
         try:
             TrainerBase.train(self, self.start_iter, self.max_iter)
@@ -145,6 +157,8 @@ class Trainer(DefaultTrainer):
         metrics = os.path.join(self.cfg.train.output_dir, "metrics.json")
         if not comm.is_main_process() or not os.path.isfile(metrics):
             return
+        from ..evaluation.plots import plot_training_curves  # matplotlib only when a run ends
+
         try:
             path = plot_training_curves(metrics, os.path.join(self.cfg.train.output_dir, "training_curves.png"))
             logger.info(f"training curves: {path}")
@@ -231,7 +245,7 @@ class Trainer(DefaultTrainer):
         results, confusions, images = OrderedDict(), {}, {}
         for k, name in enumerate(names, 1):
             evaluator = cls.build_evaluator(cfg, name, output_folder=os.path.join(folder, "predictions"))
-            try:
+            with dead_worker_stops(f"while evaluating {name}"):
                 loader = cls.build_test_loader(cfg, name)
                 images[name] = len(loader.dataset)
                 logger.info(f"evaluating {name} ({k} of {len(names)}): {images[name]} images")
@@ -240,10 +254,6 @@ class Trainer(DefaultTrainer):
                     loader.on_unreadable = counters[0].skip_unreadable
                 with autocast(device, precision):  # the training precision (train.amp), bf16 on CPU too
                     res = inference_on_dataset(model, loader, evaluator)
-            except RuntimeError as e:
-                if is_dead_worker_error(e):
-                    raise DataWorkerDied(f"while evaluating {name}: {str(e).splitlines()[0]}") from None
-                raise
             raise_if_interrupted()
             if res and "sem_seg" in res:
                 results[name] = {"sem_seg": res["sem_seg"]}
@@ -255,9 +265,8 @@ class Trainer(DefaultTrainer):
             summary["provenance"] = provenance(cfg, source, iteration, images)
             logger.info(f"Cross-domain evaluation:\n{format_cross_domain_table(summary, per_class=per_class)}")
             raise_if_interrupted()
-            json_path, md_path = save_cross_domain(
-                summary, folder, confusions=confusions
-            )  # an OSError here names the file
+            # an OSError here names the file
+            json_path, md_path = save_cross_domain(summary, folder, confusions=confusions)
             logger.info(f"saved to {json_path} and {md_path}")
         return results
 

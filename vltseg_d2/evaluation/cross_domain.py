@@ -115,7 +115,7 @@ def save_cross_domain(summary: dict, output_dir, stem="cross_domain", confusions
     where a table of other datasets is there already (:func:`free_table_stem`); returns the paths.
     Beside them: ``<stem>_per_class_iou.png`` and, given ``confusions`` (dataset -> 19 x 19 counts,
     rows ground truth), ``<stem>_confusion.npz`` and ``<stem>_confusion_<dataset>.png``."""
-    from .plots import plot_confusion, plot_per_class_iou
+    from .plots import plot_confusion, plot_per_class_iou  # matplotlib only when a table is saved
 
     out = Path(output_dir)
     stem = free_table_stem(out, summary, stem)

@@ -1,4 +1,4 @@
-"""Figures of an evaluation, drawn with matplotlib (Agg, no display needed).
+"""Figures of an evaluation and a training run, drawn with matplotlib's object API (no display).
 
 - :func:`plot_confusion`: one dataset's confusion matrix, each ground-truth row normalised to 1
   (the share of a class's pixels predicted as each class), classes in train-id order.
@@ -8,20 +8,23 @@
 
 from pathlib import Path
 
-import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+from ..data.datasets.classes import CLASS_NAMES
+from ..utils.atomic import atomic_path
 
-from ..data.datasets.classes import CLASS_NAMES  # noqa: E402
-from ..utils.atomic import atomic_path  # noqa: E402
+
+def _figure(width, height, panels=1):
+    """A figure without pyplot: no global backend is chosen or changed (a notebook's stays), and
+    nothing is kept alive once it is saved."""
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots(1, panels)
 
 
 def _save(fig, path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return Path(path)
 
 
@@ -29,7 +32,7 @@ def plot_confusion(conf: np.ndarray, title: str, path) -> Path:
     conf = np.asarray(conf, np.float64)
     totals = conf.sum(1, keepdims=True)
     shares = np.divide(conf, totals, out=np.zeros_like(conf), where=totals > 0)
-    fig, ax = plt.subplots(figsize=(9, 8))
+    fig, ax = _figure(9, 8)
     image = ax.imshow(shares, cmap="viridis", vmin=0, vmax=1)
     ticks = np.arange(len(CLASS_NAMES))
     ax.set_xticks(ticks, CLASS_NAMES, rotation=90, fontsize=8)
@@ -43,7 +46,7 @@ def plot_confusion(conf: np.ndarray, title: str, path) -> Path:
 
 def plot_per_class_iou(summary: dict, path) -> Path:
     rows = summary["rows"]
-    fig, ax = plt.subplots(figsize=(14, 5))
+    fig, ax = _figure(14, 5)
     width = 0.8 / max(len(rows), 1)
     x = np.arange(len(CLASS_NAMES))
     for k, row in enumerate(rows):
@@ -84,7 +87,7 @@ def training_series(metrics_json) -> dict:
 def plot_training_curves(metrics_json, path) -> Path:
     """Loss, learning rate and evaluation mIoU against the iteration, one panel each."""
     series = training_series(metrics_json)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = _figure(15, 4, panels=3)
     for ax, key, label in ((axes[0], "total_loss", "total loss"), (axes[1], "lr", "learning rate")):
         points = sorted(series[key].items())
         ax.plot([p[0] for p in points], [p[1] for p in points])

@@ -110,12 +110,11 @@ def write_atomic(path: Path, array: np.ndarray, params=()):
         raise OSError(f"OpenCV could not encode {path}")
     data = encoded.tobytes()
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
+        with open(tmp, "wb") as f:  # a write or the flush at close raises on a full disk
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if tmp.stat().st_size != len(data):
-            raise OSError(errno.ENOSPC, f"only {tmp.stat().st_size} of {len(data)} bytes were written")
+        size = tmp.stat().st_size
+        if size != len(data):
+            raise OSError(errno.ENOSPC, f"only {size} of {len(data)} bytes were written")
 
 
 def convert_with_table(task: Task, lut: np.ndarray):
