@@ -26,11 +26,11 @@ import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time tor
 
 import sys
 
-from vltseg_d2.checkpoint import UnmappedKeyError, convert_rein_state_dict, save_atomic
-from vltseg_d2.checkpoint.rein_mmseg import is_backbone_weight
-from vltseg_d2.config.cli import converter_arguments, meta_vit, tool_logging
+from vltseg_d2.checkpoint import UnmappedKeyError
+from vltseg_d2.checkpoint.convert_files import convert_rein_file
+from vltseg_d2.config.cli import converter_arguments, tool_logging
 from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
-from vltseg_d2.utils.safe_load import CheckpointReadError, load_state_dict
+from vltseg_d2.utils.safe_load import CheckpointReadError
 
 DEFAULT_CONFIG = "configs/rein/rein_dinov2_l_gta2cbm_512_released.py"
 
@@ -40,19 +40,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     tool_logging(format="%(message)s")
     try:
-        state = load_state_dict(args.input)
-        vit = meta_vit(args.config_file) if any(map(is_backbone_weight, state)) else None
-        converted = convert_rein_state_dict(state, vit, source=args.input)
+        print(convert_rein_file(args.input, args.output, args.config_file))
     except (FileNotFoundError, CheckpointReadError, WeightsMismatchError) as e:
         sys.exit(f"error: {e}")
     except UnmappedKeyError as e:
         sys.exit(f"error: {args.input}: {e.args[0]}")
-    save_atomic({"model": converted, "__source__": f"converted from {args.input}"}, args.output)
-    counts = {
-        part: sum(k.startswith(prefix) for k in converted)
-        for part, prefix in (("Rein", "backbone.rein."), ("ViT", "backbone.vit."), ("head", "sem_seg_head."))
-    }
-    print(f"wrote {args.output}: {len(converted)} tensors (" + ", ".join(f"{n} {p}" for p, n in counts.items()) + ")")
 
 
 if __name__ == "__main__":

@@ -23,10 +23,9 @@ import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time tor
 
 import sys
 
-from vltseg_d2.checkpoint import save_atomic
+from vltseg_d2.checkpoint.convert_files import convert_soma_file
 from vltseg_d2.checkpoint.rein_mmseg import UnmappedKeyError
-from vltseg_d2.checkpoint.soma_mmseg import convert_soma_state_dict, read_soma_checkpoint
-from vltseg_d2.config.cli import converter_arguments, meta_vit, tool_logging
+from vltseg_d2.config.cli import converter_arguments, tool_logging
 from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
 from vltseg_d2.utils.safe_load import CheckpointReadError
 
@@ -38,26 +37,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     tool_logging(format="%(message)s")
     try:
-        state = read_soma_checkpoint(args.input)
-        merged = any(k.endswith("patch_embed.proj.weight") for k in state.get("state_dict", state))
-        converted, dropped = convert_soma_state_dict(
-            state, meta_vit(args.config_file) if merged else None, source=args.input
-        )
+        print(convert_soma_file(args.input, args.output, args.config_file))
     except (FileNotFoundError, CheckpointReadError, WeightsMismatchError, ValueError) as e:
         sys.exit(f"error: {e}")
     except (KeyError, UnmappedKeyError) as e:
         sys.exit(f"error: {args.input}: {e.args[0]}")
-    output = {"model": converted, "soma_init": "released", "__source__": f"converted from {args.input}"}
-    save_atomic(output, args.output)
-    counts = {
-        part: sum(k.startswith(prefix) and (tag in k) for k in converted)
-        for part, prefix, tag in (("adapter", "backbone.vit.", "lora_"), ("head", "sem_seg_head.", ""))
-    }
-    vit = sum(k.startswith("backbone.vit.") and "lora_" not in k for k in converted)
-    print(
-        f"wrote {args.output}: {len(converted)} tensors ({counts['adapter']} adapter, {vit} ViT, "
-        f"{counts['head']} head); dropped {len(dropped)}: " + "; ".join(dropped)
-    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The model zoo: released files by name (catalog), resumable checked downloads, conversion."""

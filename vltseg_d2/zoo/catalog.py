@@ -1,0 +1,216 @@
+"""The released files this project uses: where each comes from, what it is, which config uses it,
+how it is converted and what its authors published with it.
+
+Sources are the original authors' own: Meta's public DINOv2 bucket (also where ``torch.hub``
+caches it), the EVA-CLIP Hugging Face repository, and the GitHub releases of Rein
+(github.com/w1oves/Rein) and SoMA (github.com/ysj9909/SoMA, tag v1.0). Published numbers are
+mIoU as the papers or the release pages state them, with their protocol.
+"""
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+DINOV2_BUCKET = "https://dl.fbaipublicfiles.com/dinov2"
+REIN_RELEASES = "https://github.com/w1oves/Rein/releases/download"
+SOMA_RELEASE = "https://github.com/ysj9909/SoMA/releases/download/v1.0"
+# SoMA's 1024 models: crop 1024, sliding window 1024 / stride 683 (its *_1024x1024.py configs)
+ACDC = ("fog", "night", "rain", "snow")
+SOMA_1024 = ("model.backbone.img_size=1024", "model.test_crop=[1024,1024]", "model.test_stride=[683,683]")
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    kind: str  # "backbone" (original pretrained weights) or "release" (a trained model)
+    what: str
+    file_name: str
+    url: Optional[str] = None  # None: no public direct link (gated, or the file must be picked by hand)
+    how_to_get: str = ""  # for url=None: what a user does instead
+    hf_repo: Optional[str] = None  # Hugging Face repository holding file_name (its cache is reused)
+    torch_hub: bool = False  # torch.hub caches url under <hub dir>/checkpoints/<file_name>
+    configs: Tuple[str, ...] = ()
+    converter: Optional[str] = None  # "rein" or "soma": converted into this project's layout
+    backbone: Optional[str] = None  # the zoo entry of the frozen weights a compact release needs
+    eval_overrides: Tuple[str, ...] = ()
+    published: str = ""
+    notes: str = field(default="")
+
+
+BACKBONES = (
+    ZooEntry(
+        "dinov2_vitl14",
+        "backbone",
+        "DINOv2 ViT-L/14 (Meta), the frozen backbone of Rein and SoMA",
+        "dinov2_vitl14_pretrain.pth",
+        url=f"{DINOV2_BUCKET}/dinov2_vitl14/dinov2_vitl14_pretrain.pth",
+        torch_hub=True,
+        configs=(
+            "configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py",
+            "configs/rein/rein_dinov2_l_citys2acdc_1024_bs8_40k.py",
+            "configs/soma/soma_dinov2_l_gta2cbm_512_bs4_40k.py",
+        ),
+    ),
+    ZooEntry(
+        "dinov2_vitl14_reg4",
+        "backbone",
+        "DINOv2 ViT-L/14 with 4 registers (Meta)",
+        "dinov2_vitl14_reg4_pretrain.pth",
+        url=f"{DINOV2_BUCKET}/dinov2_vitl14/dinov2_vitl14_reg4_pretrain.pth",
+        torch_hub=True,
+        configs=(
+            "configs/rein/rein_dinov2reg_l_gta2cbm_512_bs4_40k.py",
+            "configs/soma/soma_dinov2reg_l_gta2cbm_512_bs4_40k.py",
+        ),
+    ),
+    ZooEntry(
+        "eva02_clip_l14",
+        "backbone",
+        "EVA02-CLIP-L/14 (BAAI; vision tower used, text tower dropped by name), VLTSeg's backbone",
+        "EVA02_CLIP_L_psz14_s4B.pt",
+        url="https://huggingface.co/QuanSun/EVA-CLIP/resolve/main/EVA02_CLIP_L_psz14_s4B.pt",
+        hf_repo="QuanSun/EVA-CLIP",
+        configs=(
+            "configs/vltseg/vltseg_eva02_l_gta2cbm_512_bs16_5k.py",
+            "configs/vltseg/vltseg_eva02_l_citys2acdc_1024_bs8_20k.py",
+            "configs/rein/rein_eva02_l_gta2cbm_512_bs4_40k.py",
+        ),
+    ),
+    ZooEntry(
+        "dinov3_vitl16",
+        "backbone",
+        "DINOv3 ViT-L/16 distilled, LVD-1689M (Meta); gated: its licence must be accepted first",
+        "dinov3_vitl16_pretrain_lvd1689m-8aa4cbdd.pth",
+        how_to_get=(
+            "request access at https://ai.meta.com/resources/models-and-libraries/dinov3-downloads/ ; "
+            "Meta e-mails signed download links: run `python tools/zoo.py get dinov3_vitl16 --url '<the "
+            "emailed link of dinov3_vitl16_pretrain_lvd1689m-8aa4cbdd.pth>'` (or put the file in pretrained/)"
+        ),
+        configs=(
+            "configs/rein/rein_dinov3_l_gta2cbm_512_bs4_40k.py",
+            "configs/soma/soma_dinov3_l_gta2cbm_512_bs4_40k.py",
+        ),
+    ),
+)
+
+_REIN_GTA_CONFIG = "configs/rein/rein_dinov2_l_gta2cbm_512_released.py"
+_SOMA_CONFIG = "configs/soma/soma_dinov2_l_gta2cbm_512_bs4_40k.py"
+_NO_SMALL_CONFIG = (
+    "no config in this project yet: Rein's ViT-S/B configs exist only as release files (config.py "
+    "beside the checkpoint); the converted file is written, evaluating it needs such a config"
+)
+
+RELEASES = (
+    ZooEntry(
+        "rein_dinov2_l_gta",
+        "release",
+        "Rein (DINOv2-L) trained on GTA5, 512 crops, 40k iterations (Rein + head only)",
+        "iter_40000_published.pth",
+        url=f"{REIN_RELEASES}/GTAV/iter_40000_published.pth",
+        configs=(_REIN_GTA_CONFIG,),
+        converter="rein",
+        backbone="dinov2_vitl14",
+        published=(
+            "paper (Rein protocol): Cityscapes 66.4, BDD 60.4, Mapillary 66.1 (avg 64.3); "
+            "release page for this file: Cityscapes 66.7, BDD 60.0"
+        ),
+    ),
+    ZooEntry(
+        "rein_dinov2_l_citys2acdc",
+        "release",
+        "Rein (DINOv2-L) trained on Cityscapes, 1024 crops, 40k iterations (Rein + head only)",
+        "citys2acdc_40k_rein_head.pth",
+        url=f"{REIN_RELEASES}/Cityscapes/citys2acdc_40k_rein_head.pth",
+        configs=("configs/rein/rein_dinov2_l_citys2acdc_1024_bs8_40k.py",),
+        converter="rein",
+        backbone="dinov2_vitl14",
+        published="ACDC test 77.56 (server), Cityscapes-C 60.0 (release page)",
+    ),
+    ZooEntry(
+        "rein_dinov2_l_urbansyn_gta_synthia",
+        "release",
+        "Rein (DINOv2-L) trained on UrbanSyn + GTA5 + SYNTHIA (Rein + head only)",
+        "(named on the release page)",
+        how_to_get=(
+            "download the checkpoint from https://github.com/w1oves/Rein/releases/tag/UrbanSyn%2BGTAV%2BSynthia "
+            "(its README does not name the file), then `python tools/zoo.py get "
+            "rein_dinov2_l_urbansyn_gta_synthia --file <the downloaded .pth>`"
+        ),
+        configs=(_REIN_GTA_CONFIG,),
+        converter="rein",
+        backbone="dinov2_vitl14",
+        published="Cityscapes 78.4 (release page)",
+        notes="its training crop is not stated on the release page; the 512 model is assumed",
+    ),
+    ZooEntry(
+        "rein_dinov2_s_gta",
+        "release",
+        "Rein (DINOv2 ViT-S/14) trained on GTA5 (Rein + head only)",
+        "iter_40000_published.pth",
+        url=f"{REIN_RELEASES}/GTAV%2BViT-Small/iter_40000_published.pth",
+        converter="rein",
+        published="Cityscapes 55.3 (release page)",
+        notes=_NO_SMALL_CONFIG,
+    ),
+    ZooEntry(
+        "rein_dinov2_b_gta",
+        "release",
+        "Rein (DINOv2 ViT-B/14) trained on GTA5 (Rein + head only)",
+        "iter_40000_published.pth",
+        url=f"{REIN_RELEASES}/GTAV%2BViT-Base/iter_40000_published.pth",
+        converter="rein",
+        published="Cityscapes 64.3 (release page)",
+        notes=_NO_SMALL_CONFIG,
+    ),
+    *(
+        ZooEntry(
+            f"soma_dinov2_l_{tag}",
+            "release",
+            f"SoMA (DINOv2-L) trained on {sources}, {crop} crops (adapters + head, EMA weights)",
+            f"soma_dinov2-L_{file_tag}_best.pth",
+            url=f"{SOMA_RELEASE}/soma_dinov2-L_{file_tag}_best.pth",
+            configs=(_SOMA_CONFIG,),
+            converter="soma",
+            backbone="dinov2_vitl14",
+            eval_overrides=SOMA_1024 if crop == 1024 else (),
+            published=published,
+        )
+        for tag, file_tag, sources, crop, published in (
+            ("g2cbm", "g2cbm", "GTA5", 512, "C/B/M average 68.27 (full-resolution protocol, release page)"),
+            ("gs2cbm", "gs2cbm", "GTA5 + SYNTHIA", 512, "C/B/M average 69.26 (release page)"),
+            ("gsu2cbm", "gsu2cbm", "GTA5 + SYNTHIA + UrbanSyn", 512, "C/B/M average 71.68 (release page)"),
+            (
+                "gsu2cbm_1024",
+                "gsu2cbm_1024x1024",
+                "GTA5 + SYNTHIA + UrbanSyn",
+                1024,
+                "C/B/M average 73.12 (release page)",
+            ),
+        )
+    ),
+    ZooEntry(
+        "soma_dinov2_l_c2bm",
+        "release",
+        "SoMA (DINOv2-L) trained on Cityscapes, 512 crops (adapters + head, EMA weights)",
+        "soma_dinov2-L_c2bm_best.pth",
+        url=f"{SOMA_RELEASE}/soma_dinov2-L_c2bm_best.pth",
+        configs=(_SOMA_CONFIG,),
+        converter="soma",
+        backbone="dinov2_vitl14",
+        eval_overrides=("dataloader.test_datasets=[bdd_val,mapillary_val_half]",),
+        published="BDD / Mapillary average 71.74 (release page)",
+    ),
+    ZooEntry(
+        "soma_dinov2_l_citys2acdc",
+        "release",
+        "SoMA (DINOv2-L) trained on Cityscapes, 1024 crops (adapters + head, EMA weights)",
+        "soma_dinov2-L_acdc_1024x1024_best.pth",
+        url=f"{SOMA_RELEASE}/soma_dinov2-L_acdc_1024x1024_best.pth",
+        configs=(_SOMA_CONFIG,),
+        converter="soma",
+        backbone="dinov2_vitl14",
+        eval_overrides=SOMA_1024 + ("dataloader.test_datasets=[" + ",".join(f"acdc_{c}_val" for c in ACDC) + "]",),
+        published="ACDC test 78.75 (server); its ACDC val is evaluated as is (1920x1080), as here",
+    ),
+)
+
+ZOO = {entry.name: entry for entry in BACKBONES + RELEASES}
