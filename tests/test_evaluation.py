@@ -15,6 +15,7 @@ from vltseg_d2.data.datasets.classes import CLASS_NAMES, TRAIN_ID_TO_LABEL_ID
 from vltseg_d2.evaluation import (
     SemSegIoUEvaluator,
     format_cross_domain_table,
+    format_per_class_table,
     save_cross_domain,
     summarize_cross_domain,
 )
@@ -87,6 +88,29 @@ def test_cross_domain_summary_means_domains_never_pools(tmp_path):
     assert "Per-class IoU" in md_path.read_text() and "road" in md_path.read_text()
 
 
+def test_per_class_table_has_classes_as_rows_and_the_mean_of_targets_per_class():
+    def metrics(road, sky):
+        return {"sem_seg": {"mIoU": 1.0, "mAcc": 1.0, "aAcc": 1.0, "IoU-road": road, "IoU-sky": sky}}
+
+    summary = summarize_cross_domain(
+        {"src_val": metrics(99.0, 98.0), "a_val": metrics(40.0, 10.0), "b_val": metrics(60.0, float("nan"))},
+        in_domain=("src_val",),
+    )
+    lines = format_per_class_table(summary).splitlines()
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == [
+        "class",
+        "src_val (in-domain)",
+        "a_val",
+        "b_val",
+        "mean of 2 targets",
+    ]
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]] for line in lines[2:]}
+    assert len(cells) == 19 and list(cells)[0] == "road" and list(cells)[-1] == "bicycle"
+    assert cells["road"] == ["99.00", "40.00", "60.00", "50.00"]  # the in-domain column is left out of the mean
+    assert cells["sky"] == ["98.00", "10.00", "-", "-"]  # a class one target lacks has no mean
+    assert cells["car"] == ["-", "-", "-", "-"]
+
+
 def _gather_worker(tmp_dir):
     from detectron2.data import MetadataCatalog
     from detectron2.utils import comm
@@ -128,3 +152,12 @@ def test_unlabelled_test_splits_get_a_prediction_writer(tmp_path):
     writer.process([{"file_name": "/x/GOPR0122_frame_000161_rgb_anon.png"}], [{"sem_seg": scores}])
     written = read_image(tmp_path / "acdc_test" / "GOPR0122_frame_000161_rgb_anon.png")
     np.testing.assert_array_equal(written, [[7, 7, 26], [7, 7, 26]])  # Cityscapes label ids
+
+
+def test_overall_eta_extrapolates_seconds_per_image_over_the_images_left():
+    from vltseg_d2.engine.trainer import overall_eta
+
+    assert overall_eta(0.0, 0, 500, 3) == ""  # nothing measured yet
+    assert overall_eta(100.0, 200, 500, 3) == "; about 0:02:30 left for all 3 datasets"  # 0.5 s x 300 images
+    assert overall_eta(7200.0, 1000, 1500, 5) == "; about 1:00:00 left for all 5 datasets"
+    assert overall_eta(10.0, 500, 500, 3) == ""

@@ -229,7 +229,9 @@ def test_unreadable_validation_images_are_skipped_counted_and_the_other_datasets
     assert len(record["config_sha256"]) == 64 and record["checkpoint"] == str(tmp_path / "model.pth")
     assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?|unknown", record["commit"])
     assert "images: synthetic_night_val 3, synthetic_source_val 3;" in (folder / "cross_domain.md").read_text()
-    assert "evaluating synthetic_source_val (2 of 2): 3 images" in result.stdout + result.stderr
+    assert re.search(r"evaluating synthetic_night_val \(1 of 2\): 3 images\n", result.stdout + result.stderr)
+    eta = r"evaluating synthetic_source_val \(2 of 2\): 3 images; about \d+:\d\d:\d\d left for all 2 datasets"
+    assert re.search(eta, result.stdout + result.stderr)
     pngs = sorted(p.name for p in folder.glob("*.png"))
     assert pngs == [f"cross_domain_confusion_synthetic_{d}_val.png" for d in ("night", "source")] + [
         "cross_domain_per_class_iou.png"

@@ -43,12 +43,22 @@ def test_a_second_training_in_the_same_folder_is_refused_and_a_killed_ones_lock_
 def test_resume_with_max_iter_below_the_checkpoint_says_so_and_stops(synthetic_root, tmp_path):
     out = tmp_path / "run"
     train_net(
-        [f"train.output_dir={out}", "train.max_iter=4", "train.checkpointer.period=2"] + RUN[1:] + FAST, synthetic_root
+        [f"train.output_dir={out}", "train.max_iter=4", "train.checkpointer.period=2", "dataloader.in_domain=[]"]
+        + RUN[1:]
+        + FAST,
+        synthetic_root,
     )
     tables = sorted(out.glob("eval/*/cross_domain.json"))
     assert json.loads(tables[0].read_text())["provenance"]["iteration"] == 3  # the weights of the last iteration
     series = training_series(out / "metrics.json")
     assert sorted(series["total_loss"]) == [0, 1, 2, 3] and sorted(series["mIoU"]) == ["synthetic_source_val"]
+    # TensorBoard and metrics.json get each dataset's three figures and the mean over targets, no per-class ones
+    logged = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
+    evaluated = {k: v for row in logged for k, v in row.items() if k.startswith("eval/")}
+    metric = "eval/synthetic_source_val/"
+    assert sorted(evaluated) == ["eval/mean_target_mIoU", metric + "aAcc", metric + "mAcc", metric + "mIoU"]
+    assert evaluated["eval/mean_target_mIoU"] == evaluated[metric + "mIoU"]
+    assert not any("IoU-" in k or "sem_seg" in k for row in logged for k in row)
     assert Image.open(out / "training_curves.png").size[0] > 800
     log = (out / "log.txt").read_text()
     assert "Contents of args.config_file" in log and "\x1b[" not in log  # plain text, no terminal colours
@@ -211,7 +221,8 @@ def test_training_series_reads_every_curve_and_skips_a_line_cut_by_a_kill(tmp_pa
     lines = [
         {"iteration": 0, "total_loss": 5.0, "lr": 0.1},
         {"iteration": 1, "total_loss": 4.0, "lr": 0.05},
-        {"iteration": 1, "a_val/sem_seg/mIoU": 12.5, "b_val/sem_seg/mIoU": 7.5, "a_val/sem_seg/aAcc": 80.0},
+        {"iteration": 1, "eval/a_val/mIoU": 12.5, "eval/b_val/mIoU": 7.5, "eval/a_val/aAcc": 80.0},
+        {"iteration": 1, "eval/mean_target_mIoU": 10.0},
     ]
     (tmp_path / "metrics.json").write_text("\n".join(json.dumps(r) for r in lines) + '\n{"iteration": 2, "tot')
     series = training_series(tmp_path / "metrics.json")
@@ -219,4 +230,5 @@ def test_training_series_reads_every_curve_and_skips_a_line_cut_by_a_kill(tmp_pa
         "total_loss": {0: 5.0, 1: 4.0},
         "lr": {0: 0.1, 1: 0.05},
         "mIoU": {"a_val": {1: 12.5}, "b_val": {1: 7.5}},
+        "mean_target_mIoU": {1: 10.0},
     }

@@ -9,10 +9,12 @@ test_datasets,test_protocols,in_domain}``, ``cfg.train.*``.
 
 import contextlib
 import copy
+import datetime
 import difflib
 import json
 import logging
 import os
+import time
 import weakref
 from collections import OrderedDict
 
@@ -30,6 +32,7 @@ from ..data.mapper import inference_augmentations
 from ..data.test_loader import TestLoader
 from ..data.workers import dead_worker_stops, ignore_job_signals
 from ..evaluation import format_cross_domain_table, save_cross_domain, summarize_cross_domain
+from ..evaluation.cross_domain import evaluation_scalars
 from ..evaluation.prediction_writer import PredictionWriter
 from ..evaluation.provenance import provenance
 from ..modeling import count_parameters
@@ -120,7 +123,7 @@ class Trainer(DefaultTrainer):
                 self._last_eval_results = self.test(
                     self.cfg, self.model, output_dir=folder, source=source, iteration=min(self.iter, self.max_iter - 1)
                 )  # after the loop detectron2's iter is max_iter; the weights are those of max_iter - 1
-            return self._last_eval_results
+            return evaluation_scalars(self._last_eval_results, tuple(cfg.dataloader.get("in_domain", ())))
 
         ret.append(hooks.EvalHook(cfg.train.eval_period, test_and_save_results))  # 0: only after training
         if comm.is_main_process():
@@ -242,18 +245,25 @@ class Trainer(DefaultTrainer):
         folder = output_dir or os.path.join(cfg.train.output_dir, "eval")
         device = resolve_device(cfg.train.device)
         precision = resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, device)
-        results, confusions, images = OrderedDict(), {}, {}
+        results, confusions, loaders = OrderedDict(), {}, {}
+        for name in names:  # all first: the image counts give an overall ETA, a broken dataset stops early
+            loaders[name] = cls.build_test_loader(cfg, name)
+        images = {name: len(loader.dataset) for name, loader in loaders.items()}
+        started, done = time.perf_counter(), 0
         for k, name in enumerate(names, 1):
             evaluator = cls.build_evaluator(cfg, name, output_folder=os.path.join(folder, "predictions"))
             with dead_worker_stops(f"while evaluating {name}"):
-                loader = cls.build_test_loader(cfg, name)
-                images[name] = len(loader.dataset)
-                logger.info(f"evaluating {name} ({k} of {len(names)}): {images[name]} images")
+                loader = loaders.pop(name)
+                logger.info(
+                    f"evaluating {name} ({k} of {len(names)}): {images[name]} images"
+                    + overall_eta(time.perf_counter() - started, done, sum(images.values()), len(names))
+                )
                 counters = [e for e in evaluator._evaluators if hasattr(e, "skip_unreadable")]
                 if counters:  # counted and shown in the table, like unreadable labels
                     loader.on_unreadable = counters[0].skip_unreadable
                 with autocast(device, precision):  # the training precision (train.amp), bf16 on CPU too
                     res = inference_on_dataset(model, loader, evaluator)
+            done += images[name]
             raise_if_interrupted()
             if res and "sem_seg" in res:
                 results[name] = {"sem_seg": res["sem_seg"]}
@@ -269,6 +279,15 @@ class Trainer(DefaultTrainer):
             json_path, md_path = save_cross_domain(summary, folder, confusions=confusions)
             logger.info(f"saved to {json_path} and {md_path}")
         return results
+
+
+def overall_eta(elapsed: float, done: int, total: int, datasets: int) -> str:
+    """ "; about 0:12:30 left for all 5 datasets", from the seconds per image so far (datasets of
+    other frame sizes make it approximate); nothing before the first dataset is done."""
+    if not done or done >= total:
+        return ""
+    left = datetime.timedelta(seconds=round(elapsed / done * (total - done)))
+    return f"; about {left} left for all {datasets} datasets"
 
 
 def evaluation_dataset_names(cfg) -> list:

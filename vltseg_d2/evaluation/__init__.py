@@ -1,2 +1,7 @@
-from .cross_domain import format_cross_domain_table, save_cross_domain, summarize_cross_domain  # noqa: F401
+from .cross_domain import (  # noqa: F401
+    format_cross_domain_table,
+    format_per_class_table,
+    save_cross_domain,
+    summarize_cross_domain,
+)
 from .sem_seg import SemSegIoUEvaluator, iou_metrics  # noqa: F401

@@ -39,6 +39,19 @@ def summarize_cross_domain(results: dict, in_domain=()) -> dict:
     return dict(rows=rows, mean_mIoU=mean, num_target_domains=len(targets))
 
 
+def evaluation_scalars(results: dict, in_domain=()) -> dict:
+    """What training logs of an evaluation (TensorBoard, ``metrics.json``): each dataset's mIoU,
+    mAcc and aAcc as ``eval/<dataset>/<metric>`` and the mean over the target domains as
+    ``eval/mean_target_mIoU``, the figure DGSS selects on. The 19 per-class figures per dataset
+    stay in the cross-domain JSON: as scalars they made hundreds of one-point TensorBoard curves.
+    Nested, as detectron2's ``EvalHook`` requires (it flattens with "/")."""
+    summary = summarize_cross_domain(results, in_domain)
+    scalars = {r["dataset"]: {k: float(r[k]) for k in ("mIoU", "mAcc", "aAcc")} for r in summary["rows"]}
+    if summary["num_target_domains"]:
+        scalars["mean_target_mIoU"] = float(summary["mean_mIoU"])
+    return {"eval": scalars}
+
+
 def _fmt(v):
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
 
@@ -69,27 +82,44 @@ def describe_protocol(protocol: dict) -> str:
 
 
 def format_cross_domain_table(summary: dict, per_class=False, tablefmt="github") -> str:
-    """The table, preceded by the protocol line when the summary records one."""
+    """The table, preceded by the protocol line when the summary records one; with ``per_class``
+    the per-class IoU table (:func:`format_per_class_table`) follows it."""
     problems = [_problems(r) for r in summary["rows"]]
     extra = ["problems"] if any(problems) else []
-    headers = ["dataset", "mIoU", "mAcc", "aAcc"] + (list(CLASS_NAMES) if per_class else []) + extra
-    table = []
-    for r, note in zip(summary["rows"], problems):
-        name = r["dataset"] + (" (in-domain)" if r["in_domain"] else "")
-        table.append(
-            [name, _fmt(r["mIoU"]), _fmt(r["mAcc"]), _fmt(r["aAcc"])]
-            + ([_fmt(r["per_class"][c]) for c in CLASS_NAMES] if per_class else [])
-            + ([note] if extra else [])
-        )
+    table = [
+        [_row_name(r), _fmt(r["mIoU"]), _fmt(r["mAcc"]), _fmt(r["aAcc"])] + ([note] if extra else [])
+        for r, note in zip(summary["rows"], problems)
+    ]
     table.append(
         [f"mean of {summary['num_target_domains']} target domains", _fmt(summary["mean_mIoU"]), "", ""]
-        + ([""] * len(CLASS_NAMES) if per_class else [])
         + ([""] if extra else [])
     )
+    headers = ["dataset", "mIoU", "mAcc", "aAcc"] + extra
     text = tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+    if per_class:
+        text += "\n\nper-class IoU\n" + format_per_class_table(summary, tablefmt=tablefmt)
     header = [describe_protocol(summary["protocol"])] if summary.get("protocol") else []
     header += [describe_provenance(summary["provenance"])] if summary.get("provenance") else []
     return "\n".join(header) + "\n\n" + text if header else text
+
+
+def _row_name(row) -> str:
+    return row["dataset"] + (" (in-domain)" if row["in_domain"] else "")
+
+
+def format_per_class_table(summary: dict, metric: str = "per_class", tablefmt="github") -> str:
+    """Classes as rows, datasets as columns (19 rows fit a page; 19 columns did not), and the
+    mean over the target domains per class. ``metric``: ``per_class`` (IoU) or ``per_class_acc``."""
+    rows = summary["rows"]
+    targets = [r for r in rows if not r["in_domain"]]
+    table = []
+    for c in CLASS_NAMES:
+        values = [r[metric].get(c, float("nan")) for r in targets]
+        finite = [v for v in values if not math.isnan(v)]
+        mean = sum(finite) / len(finite) if finite and len(finite) == len(values) else float("nan")
+        table.append([c] + [_fmt(r[metric].get(c, float("nan"))) for r in rows] + [_fmt(mean)])
+    headers = ["class"] + [_row_name(r) for r in rows] + [f"mean of {len(targets)} targets"]
+    return tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
 
 def _datasets_of(json_path: Path):
@@ -132,7 +162,9 @@ def save_cross_domain(summary: dict, output_dir, stem="cross_domain", confusions
         "# Cross-domain evaluation\n\n"
         + format_cross_domain_table(summary)
         + "\n\n## Per-class IoU\n\n"
-        + format_cross_domain_table(summary, per_class=True)
+        + format_per_class_table(summary)
+        + "\n\n## Per-class accuracy\n\n"
+        + format_per_class_table(summary, "per_class_acc")
         + "\n",
     )
     return json_path, md_path

@@ -18,7 +18,7 @@ from ..utils.atomic import atomic_path
 def _figure(width, height, panels=1):
     """A figure without pyplot: no global backend is chosen or changed (a notebook's stays), and
     nothing is kept alive once it is saved."""
-    fig = Figure(figsize=(width, height))
+    fig = Figure(figsize=(width, height), layout="constrained")  # tick labels never overlap a neighbour
     return fig, fig.subplots(1, panels)
 
 
@@ -64,11 +64,12 @@ def plot_per_class_iou(summary: dict, path) -> Path:
 
 def training_series(metrics_json) -> dict:
     """From detectron2's ``metrics.json`` (one JSON object per line): ``total_loss`` and ``lr`` by
-    iteration, and each evaluated dataset's mIoU (keys ``<dataset>/sem_seg/mIoU``) by iteration.
-    Lines that do not parse (a run killed mid-write) are left out."""
+    iteration, each evaluated dataset's mIoU (keys ``eval/<dataset>/mIoU``) and the mean over the
+    targets (``eval/mean_target_mIoU``) by iteration. Lines that do not parse (a run killed
+    mid-write) are left out."""
     import json
 
-    series = {"total_loss": {}, "lr": {}, "mIoU": {}}
+    series = {"total_loss": {}, "lr": {}, "mIoU": {}, "mean_target_mIoU": {}}
     for line in Path(metrics_json).read_text().splitlines():
         try:
             row = json.loads(line)
@@ -78,9 +79,12 @@ def training_series(metrics_json) -> dict:
         for key in ("total_loss", "lr"):
             if key in row:
                 series[key][it] = row[key]
+        if "eval/mean_target_mIoU" in row:
+            series["mean_target_mIoU"][it] = row["eval/mean_target_mIoU"]
         for key, value in row.items():
-            if key.endswith("/sem_seg/mIoU"):
-                series["mIoU"].setdefault(key.split("/")[0], {})[it] = value
+            parts = key.split("/")
+            if len(parts) == 3 and parts[0] == "eval" and parts[2] == "mIoU":
+                series["mIoU"].setdefault(parts[1], {})[it] = value
     return series
 
 
@@ -94,9 +98,13 @@ def plot_training_curves(metrics_json, path) -> Path:
         ax.set_title(label)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
+    axes[1].ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))  # 1e-4 rather than 0.00010
     for dataset, values in sorted(series["mIoU"].items()):
         points = sorted(values.items())
         axes[2].plot([p[0] for p in points], [p[1] for p in points], marker="o", label=dataset)
+    if series["mean_target_mIoU"]:
+        points = sorted(series["mean_target_mIoU"].items())
+        axes[2].plot([p[0] for p in points], [p[1] for p in points], "k--", marker="s", label="mean of targets")
     axes[2].set_title("evaluation mIoU (%)")
     axes[2].set_xlabel("iteration")
     axes[2].grid(alpha=0.3)
