@@ -67,3 +67,22 @@ def test_inputs_it_does_not_take_are_refused_in_one_line_saying_how_to_convert(i
     with pytest.raises((TypeError, ValueError), match=r"takes an H x W x 3 uint8 BGR numpy array .*" + message):
         check_image(image, "BGR")
     check_image(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_a_large_frame_left_at_full_resolution_is_said_once_with_how_to_resize(tmp_path, caplog):
+    cfg, weights = _cfg_and_weights(tmp_path)
+    rgb = np.zeros((64, 128, 3), np.uint8)
+    predictor = Predictor(cfg, weights, input_format="RGB", large_frame_pixels=64 * 127)
+    with caplog.at_level("WARNING", logger="vltseg_d2"):
+        predictor(rgb)
+        predictor(rgb)
+    said = [r.getMessage() for r in caplog.records if "full resolution" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("a 128x64 frame runs at full resolution: the evaluation protocol of")
+    assert "--resize 1024 2048" in said[0] and "Predictor(..., resize=(1024, 2048))" in said[0]
+    caplog.clear()
+    resized = Predictor(cfg, weights, input_format="RGB", resize=(32, 64), large_frame_pixels=64 * 127)
+    small = Predictor(cfg, weights, input_format="RGB", large_frame_pixels=64 * 128)
+    with caplog.at_level("WARNING", logger="vltseg_d2"):
+        resized(rgb)  # resized by the caller: nothing to say
+        small(rgb)  # not over the size
+    assert "full resolution" not in caplog.text

@@ -13,7 +13,8 @@ inference (model.test_crop / model.test_stride) for large frames. Frames are res
 config's evaluation protocol resizes --dataset (or by --resize SHORT LONG, keeping aspect);
 predictions come back at the original size. The same predictor is importable:
 vltseg_d2.engine.Predictor (detectron2's DefaultPredictor contract). Frames
-over 2048x2048 pixels always use the sliding window (whole-image attention would not fit).
+over 2048x2048 pixels always use the sliding window (whole-image attention would not fit); a frame
+over 2048x1024 that the protocol leaves at full resolution is said once, with how to resize it.
 Unreadable or truncated images are skipped with their name; nothing written is an error.
 """
 

@@ -29,6 +29,7 @@ from .trainer import Trainer, evaluation_dataset_names, resolve_device
 logger = logging.getLogger(__name__)
 
 MAX_WHOLE_PIXELS = 2048 * 2048  # 8000x4000 whole-image inference needs ~12 GB
+LARGE_FRAME_PIXELS = 2048 * 1024  # Cityscapes at full resolution: the largest frame any protocol evaluates
 
 
 def check_image(image, input_format: str = "BGR"):
@@ -64,6 +65,9 @@ class Predictor:
     dataset: whose evaluation resize protocol to apply (``dataloader.test_protocols``).
     resize: (short edge, max long edge) instead of the dataset's protocol.
     max_whole_pixels: larger frames use the sliding window whatever the config says.
+    large_frame_pixels: a frame over this size that the protocol leaves at full resolution is
+        said once (it is slow, and larger than any frame the recipes were evaluated at), with how
+        to resize it.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class Predictor:
         dataset: Optional[str] = None,
         resize: Optional[Sequence[int]] = None,
         max_whole_pixels: int = MAX_WHOLE_PIXELS,
+        large_frame_pixels: int = LARGE_FRAME_PIXELS,
     ):
         if input_format not in ("BGR", "RGB"):
             raise ValueError(f"input_format must be 'BGR' or 'RGB', not {input_format!r}")
@@ -81,11 +86,12 @@ class Predictor:
         if not checkpoint:
             raise ValueError("no weights: pass a checkpoint or set train.init_checkpoint=/path/to/model.pth")
         self.cfg, self.input_format, self.max_whole_pixels = cfg, input_format, max_whole_pixels
+        self.large_frame_pixels, self._said_large = large_frame_pixels, False
         self.model = Trainer.build_model(cfg).eval()
         load_weights(self.model, checkpoint, strict=cfg.train.get("strict_load", True))
         if hasattr(self.model.backbone, "merge_adapters"):  # SoMA: fold the adapters into the weights
             self.model.backbone.merge_adapters()
-        dataset = dataset or evaluation_dataset_names(cfg)[0]
+        dataset = self.dataset = dataset or evaluation_dataset_names(cfg)[0]
         self.metadata = MetadataCatalog.get(dataset)
         protocol = (
             dict(short_edge=resize[0], max_size=resize[1])
@@ -95,6 +101,17 @@ class Predictor:
         self.augmentations = inference_augmentations(**protocol)
         self.device = resolve_device(cfg.train.device)
         self.precision = resolve_precision(cfg.train.amp.enabled, cfg.train.amp.precision, self.device)
+
+    def _say_if_full_resolution(self, original, resized):
+        if self._said_large or resized[:2] != original[:2] or original[0] * original[1] <= self.large_frame_pixels:
+            return
+        self._said_large = True
+        logger.warning(
+            f"a {original[1]}x{original[0]} frame runs at full resolution: the evaluation protocol of "
+            f"{self.dataset} does not resize it. It is slow and larger than the frames the recipes were "
+            "evaluated at; to resize, pass --resize 1024 2048 to tools/demo.py (short edge, longest edge) "
+            "or Predictor(..., resize=(1024, 2048)). Said once."
+        )
 
     @torch.no_grad()
     def __call__(self, image: np.ndarray) -> dict:
@@ -109,6 +126,7 @@ class Predictor:
             "height": image.shape[0],
             "width": image.shape[1],
         }
+        self._say_if_full_resolution(image.shape, resized.shape)
         mode = "slide" if resized.shape[0] * resized.shape[1] > self.max_whole_pixels else None
         if mode and self.model.test_mode != "slide":
             logger.info(
