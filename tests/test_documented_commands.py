@@ -99,3 +99,47 @@ def test_the_detectron2_installer_refuses_a_wheel_of_another_hash(tmp_path):
     (tmp_path / "sal_detectron2-0.7.2-cp310-none-any.whl").write_bytes(b"not the published wheel")
     with pytest.raises(SystemExit, match="expected 491af0c7"):
         installer.verify(tmp_path / "sal_detectron2-0.7.2-cp310-none-any.whl")
+
+
+def _parsers_of(script: str):
+    """The tool's argument parser (and its sub-commands' parsers), caught at parse time."""
+    tool = _load_tool(script)
+    if hasattr(tool, "build_parser"):
+        parser = tool.build_parser()
+    else:
+        original = argparse.ArgumentParser.parse_args
+
+        def catch(self, *a, **k):
+            raise _Parsed(self)
+
+        argparse.ArgumentParser.parse_args = catch
+        try:
+            tool.main([])
+        except _Parsed as caught:
+            parser = caught.namespace
+        finally:
+            argparse.ArgumentParser.parse_args = original
+    parsers = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            parsers += list(action.choices.values())
+    return parsers
+
+
+UNEXPLAINED = (argparse._HelpAction, argparse._SubParsersAction)  # -h; the sub-commands have their own help
+
+
+@pytest.mark.parametrize("script", sorted(str(p) for p in Path("tools").glob("*.py")))
+def test_every_option_of_every_tool_is_explained_in_our_words(script):
+    for parser in _parsers_of(script):
+        text = parser.format_help()
+        assert "yacs" not in text.lower() and "Whether to attempt" not in text, script  # detectron2's leftovers
+        for action in parser._actions:
+            if action.help == argparse.SUPPRESS or isinstance(action, UNEXPLAINED):
+                continue
+            assert action.help, f"{script}: {action.option_strings or action.dest} has no help"
+            valued = not any(action.default is none for none in (None, False)) and action.default != []
+            if action.option_strings and valued:
+                assert f"(default: {action.default})" in " ".join(text.split()) or ("default" in action.help), (
+                    f"{script}: {action.option_strings} does not show its default {action.default!r}"
+                )

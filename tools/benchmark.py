@@ -26,7 +26,6 @@ import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time tor
 
 # isort: split
 
-import argparse
 import copy
 import itertools
 import json
@@ -42,7 +41,7 @@ from detectron2.utils.events import EventStorage
 from tabulate import tabulate
 from torch.utils.flop_counter import FlopCounterMode
 
-from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of
+from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of, tool_parser
 from vltseg_d2.engine import Trainer, resolve_device
 from vltseg_d2.engine.train_step import MixedPrecisionTrainer, resolve_precision
 from vltseg_d2.modeling import count_parameters
@@ -243,8 +242,8 @@ def bench_data_loading(cfg, iters):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True)
+    parser = tool_parser(__doc__)
+    parser.add_argument("--config-file", required=True, help="the LazyConfig whose model and step are timed")
     parser.add_argument("--train-batch", type=int, default=None, help="images per training step (default: config)")
     parser.add_argument(
         "--frame",
@@ -255,7 +254,7 @@ def main(argv=None):
         help="frame for sliding-window inference (default: 2 x crop width)",
     )
     parser.add_argument("--iters", type=int, default=10, help="timed repeats of every measurement")
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed repeats first (allocator, compile)")
     parser.add_argument("--variants", default=None, help="precisions compared in one run: fp32,bf16 (default: config)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for utilisation figures")
     parser.add_argument("--output", default=None, help="JSON file to write")

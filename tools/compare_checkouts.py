@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from vltseg_d2.config import tool_parser
 from vltseg_d2.utils.atomic import write_text_atomic
 
 HERE = Path(__file__).resolve().parents[1]
@@ -53,15 +54,15 @@ def run_in(checkout: Path, args, log) -> float:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--baseline", required=True, type=Path, help="the other checkout (a git worktree)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each checkout, in alternation")
     parser.add_argument("--command", default=None, help="a script (and arguments) to time end to end instead")
     parser.add_argument("--config-file", help="benchmark mode: the config (path inside each checkout)")
     parser.add_argument("--variant", default="fp32", help="precision variant of this checkout (fp32, bf16)")
     parser.add_argument("--baseline-variant", default="fp32", help="precision variant of the baseline")
     parser.add_argument("--iters", type=int, default=3, help="benchmark repeats per run")
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed repeats per run")
     parser.add_argument("--output", default=None, help="JSON file to write")
     parser.add_argument("benchmark_args", nargs=argparse.REMAINDER, help="after --: passed to benchmark.py")
     args = parser.parse_args(argv)

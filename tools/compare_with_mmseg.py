@@ -16,7 +16,6 @@ recipe against mmengine's schedulers; (4) with ``--rein-src``: (lr, weight decay
 tensor of the Rein recipe against Rein's ``PEFTOptimWrapperConstructor``.
 """
 
-import argparse
 import ast
 import sys
 import tempfile
@@ -301,7 +300,9 @@ def compare_rein_optimizer(rein_src: str, keys_file: Path, write: str = None) ->
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from vltseg_d2.config import tool_parser
+
+    parser = tool_parser(__doc__)
     parser.add_argument("--reference-path", action="append", required=True, help="folder to import mmseg/mmengine from")
     parser.add_argument("--rein-src", help="a checkout of github.com/w1oves/Rein (for its optimizer constructor)")
     parser.add_argument("--write-optimizer-table", metavar="PATH", help="write Rein's (lr, weight decay) table there")

@@ -15,18 +15,17 @@ import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time tor
 
 # isort: split
 
-import argparse
 import sys
 
 from detectron2.config import instantiate
 
 from vltseg_d2.checkpoint import save_atomic
-from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of
+from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of, tool_parser
 from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--config-file", required=True, help="experiment config whose model.backbone is the target")
     parser.add_argument("input", help="original checkpoint")
     parser.add_argument("output", help="file to write")

@@ -22,7 +22,6 @@ import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time tor
 
 # isort: split
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vltseg_d2.checkpoint import CheckpointError
-from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of
+from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of, tool_parser
 from vltseg_d2.engine import Predictor
 from vltseg_d2.utils.atomic import atomic_path
 from vltseg_d2.visualization import expand_inputs, overlay, predict_train_ids, run_images
@@ -81,8 +80,8 @@ def run_video(predictor, video, output, side_by_side):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True)
+    parser = tool_parser(__doc__)
+    parser.add_argument("--config-file", required=True, help="the LazyConfig the weights were trained with")
     parser.add_argument("--input", nargs="+", help="images, folders or globs")
     parser.add_argument("--video-input", help="a video file")
     parser.add_argument("--output", required=True, help="folder (or a file for one image or a video)")

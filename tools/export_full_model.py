@@ -15,17 +15,16 @@ import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time tor
 
 # isort: split
 
-import argparse
 import sys
 
 from detectron2.config import instantiate
 
 from vltseg_d2.checkpoint import CheckpointError, load_weights, save_atomic
-from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of
+from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of, tool_parser
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--config-file", required=True, help="the config the checkpoint was trained with")
     parser.add_argument("checkpoint", help="a training checkpoint (compact or full)")
     parser.add_argument("output", help="the single-file model to write")

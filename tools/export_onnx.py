@@ -18,7 +18,6 @@ import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time tor
 
 # isort: split
 
-import argparse
 import os
 import sys
 
@@ -27,7 +26,7 @@ import torch
 from detectron2.config import instantiate
 
 from vltseg_d2.checkpoint import CheckpointError, load_weights
-from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of
+from vltseg_d2.config import add_override_arguments, load_config_for_tool, overrides_of, tool_parser
 from vltseg_d2.export import SemSegExportModule, export_onnx
 
 
@@ -44,14 +43,19 @@ def parity(model, path, size, batch=1) -> float:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True)
+    parser = tool_parser(__doc__)
+    parser.add_argument("--config-file", required=True, help="the LazyConfig the weights were trained with")
     parser.add_argument("--checkpoint", default=None, help="weights (default: train.init_checkpoint)")
     parser.add_argument("--output", required=True, help="the .onnx file to write")
     parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="input size (default: model.test_crop)")
     parser.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width")
-    parser.add_argument("--sampling", choices=("grid_sample", "gather"), default="grid_sample")
-    parser.add_argument("--opset", type=int, default=18)
+    parser.add_argument(
+        "--sampling",
+        choices=("grid_sample", "gather"),
+        default="grid_sample",
+        help="how the deformable attention samples: GridSample, or gathers for runtimes without it",
+    )
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (GridSample needs >= 16)")
     parser.add_argument("--check", action="store_true", help="compare onnxruntime with PyTorch")
     parser.add_argument("--tolerance", type=float, default=1e-3, help="largest difference --check accepts")
     add_override_arguments(parser)

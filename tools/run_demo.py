@@ -12,7 +12,6 @@ Pass --iters to train longer or shorter, --output to put the run elsewhere; any 
 key=value pairs are config overrides for training.
 """
 
-import argparse
 import importlib.util
 import json
 import sys
@@ -23,7 +22,7 @@ from detectron2.config import LazyConfig
 from detectron2.data import DatasetCatalog
 
 import vltseg_d2  # noqa: F401  (registers the synthetic splits)
-from vltseg_d2.config import add_override_arguments, apply_overrides, overrides_of
+from vltseg_d2.config import add_override_arguments, apply_overrides, overrides_of, tool_parser
 from vltseg_d2.data.synthetic import format_summary, generate
 from vltseg_d2.data.synthetic_domains import DOMAINS
 from vltseg_d2.engine import Predictor
@@ -47,7 +46,7 @@ def train(overrides):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--output", default="output/demo", help="where the run goes")
     parser.add_argument("--iters", type=int, default=None, help="training iterations (default: the config's)")
     parser.add_argument("--frames-per-domain", type=int, default=2, help="overlays drawn per domain")

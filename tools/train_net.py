@@ -34,12 +34,12 @@ import signal
 import sys
 
 import torch
-from detectron2.engine import create_ddp_model, default_argument_parser, default_setup
+from detectron2.engine import create_ddp_model, default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from vltseg_d2.checkpoint import CheckpointError, load_weights
-from vltseg_d2.config import ConfigError, OverrideError, add_override_arguments, load_config, overrides_of
+from vltseg_d2.config import ConfigError, OverrideError, add_override_arguments, load_config, overrides_of, tool_parser
 from vltseg_d2.data.loader import check_batch_split
 from vltseg_d2.data.workers import DataWorkerDied, is_dead_worker_error
 from vltseg_d2.engine import (
@@ -166,17 +166,39 @@ def main(args):
     return results
 
 
+def build_parser():
+    """detectron2's command line (the same options and attribute names, which ``default_setup``
+    reads), in our words and with LazyConfig overrides only."""
+    parser = tool_parser(__doc__)
+    parser.add_argument("--config-file", metavar="FILE", help="the LazyConfig (.py) to train or evaluate")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the last checkpoint in train.output_dir (if there is one)"
+    )
+    parser.add_argument(
+        "--eval-only", action="store_true", help="evaluate train.init_checkpoint on dataloader.test_datasets only"
+    )
+    parser.add_argument("--per-class", action="store_true", help="also print the per-class IoU table")
+    parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine (one per GPU; gloo on a CPU)")
+    parser.add_argument("--num-machines", type=int, default=1, help="machines of a multi-machine run")
+    parser.add_argument("--machine-rank", type=int, default=0, help="this machine's rank, 0 .. num-machines - 1")
+    parser.add_argument(
+        "--dist-url",
+        default="auto",
+        help="where the processes meet, tcp://HOST:PORT of machine 0 for several machines; auto picks a "
+        "free port on one machine (detectron2's fixed default collides between runs)",
+    )
+    add_override_arguments(parser, what="LazyConfig overrides key=value, e.g. train.max_iter=1000")
+    return parser
+
+
 def parse_args(argv=None):
-    parser = default_argument_parser(epilog=__doc__)
-    parser.add_argument("--per-class", action="store_true", help="print per-class IoU in the cross-domain table")
-    add_override_arguments(parser, positional=False)  # detectron2's parser has the trailing key=value
+    parser = build_parser()
     args = parser.parse_args(argv)
     args.opts = overrides_of(args)
     if not args.config_file:
         parser.error("--config-file is required, e.g. --config-file configs/rein/rein_dinov2_l_gta2cbm_512_bs4_40k.py")
-    if args.num_machines == 1 and args.dist_url == parser.get_default("dist_url"):
-        # detectron2's default port depends only on the user id: two runs on one machine would collide
-        args.dist_url = "auto"
+    if args.num_machines > 1 and args.dist_url == "auto":
+        parser.error("--num-machines > 1 needs --dist-url tcp://HOST:PORT (machine 0's address, the same everywhere)")
     try:  # refuse misspelled override keys and a batch that cannot be split before spawning any process
         if args.num_gpus < 1 or args.num_machines < 1 or not 0 <= args.machine_rank < args.num_machines:
             raise ConfigError(

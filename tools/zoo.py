@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from vltseg_d2.checkpoint import CheckpointError, UnmappedKeyError
-from vltseg_d2.config.cli import tool_logging
+from vltseg_d2.config.cli import tool_logging, tool_parser
 from vltseg_d2.zoo.catalog import ZOO
 from vltseg_d2.zoo.download import DownloadError
 from vltseg_d2.zoo.fetch import get, usage_commands
@@ -47,7 +47,7 @@ def list_entries(pretrained_dir, checkpoint_dir) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     folders = argparse.ArgumentParser(add_help=False)
     folders.add_argument(
         "--pretrained-dir", default="pretrained", help="where backbones go (default: %(default)s, as the configs say)"

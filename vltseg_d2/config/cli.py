@@ -1,10 +1,28 @@
 """What every command-line tool does with ``--config-file`` and ``key=value`` overrides."""
 
+import argparse
 import logging
 
 from detectron2.config import LazyConfig
 
 from .overrides import ConfigError, OverrideError, load_config
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every tool's ``--help``: the module docstring as written, and "(default: X)" after each
+    option whose default is a value (not None or False) unless its help already names it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        unset = any(action.default is none for none in (None, False, argparse.SUPPRESS)) or action.default == []
+        if action.option_strings and not unset and "(default" not in text:  # "is": 0 is a value, False is not
+            text += " (default: %(default)s)"
+        return text
+
+
+def tool_parser(doc: str, **kwargs) -> argparse.ArgumentParser:
+    """The parser every tool starts from: its docstring as the description, our help format."""
+    return argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter, **kwargs)
 
 
 def tool_logging(format="%(levelname)s %(message)s"):
@@ -17,8 +35,6 @@ def tool_logging(format="%(levelname)s %(message)s"):
 def add_override_arguments(parser, positional: bool = True, what: str = "config overrides key=value"):
     """Overrides in both syntaxes of every tool: trailing ``key=value`` (detectron2's tools) and
     ``--opts key=value`` (detectron2's demo); :func:`overrides_of` joins them."""
-    import argparse
-
     if positional:
         parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help=f"{what} (or after --opts)")
     parser.add_argument("--opts", dest="opts_after_flag", nargs=argparse.REMAINDER, default=[], help=argparse.SUPPRESS)
@@ -54,9 +70,7 @@ def meta_vit(config_file: str):
 
 def converter_arguments(doc: str, source: str, default_config: str, backbone_form: str):
     """The argument parser of a checkpoint converter: ``input output [--config-file]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(doc)
     parser.add_argument("input", help=f"{source} checkpoint (.pth, mmsegmentation layout)")
     parser.add_argument("output", help="converted checkpoint to write (detectron2 format)")
     parser.add_argument(
