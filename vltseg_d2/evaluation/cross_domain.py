@@ -114,10 +114,10 @@ def format_per_class_table(summary: dict, metric: str = "per_class", tablefmt="g
     targets = [r for r in rows if not r["in_domain"]]
     table = []
     for c in CLASS_NAMES:
-        values = [r[metric].get(c, float("nan")) for r in targets]
+        values = [r.get(metric, {}).get(c, float("nan")) for r in targets]  # older JSON: no accuracy
         finite = [v for v in values if not math.isnan(v)]
         mean = sum(finite) / len(finite) if finite and len(finite) == len(values) else float("nan")
-        table.append([c] + [_fmt(r[metric].get(c, float("nan"))) for r in rows] + [_fmt(mean)])
+        table.append([c] + [_fmt(r.get(metric, {}).get(c, float("nan"))) for r in rows] + [_fmt(mean)])
     headers = ["class"] + [_row_name(r) for r in rows] + [f"mean of {len(targets)} targets"]
     return tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
