@@ -46,6 +46,7 @@ from vltseg_d2.engine import Trainer, resolve_device
 from vltseg_d2.engine.train_step import MixedPrecisionTrainer, resolve_precision
 from vltseg_d2.modeling import count_parameters
 from vltseg_d2.utils.atomic import write_text_atomic
+from vltseg_d2.utils.flops import count_cpu_attention
 
 # Dense bf16 tensor-core peaks (TFLOP/s, SXM parts) used when --peak-tflops is not given.
 KNOWN_PEAKS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
@@ -119,6 +120,7 @@ def peak_memory_mb(device):
 def count_flops(model, batch, crop):
     """FlopCounterMode figures: training forward per stage, the training step (forward and
     backward), and one whole-image inference at ``crop``."""
+    count_cpu_attention()  # torch counts the CUDA attention kernels, not the CPU one
     root = type(model).__name__
     model.train()
     with FlopCounterMode(display=False) as forward:
