@@ -1,0 +1,1 @@
+"""Side-by-side runs against the original code (read at run time from user checkouts)."""
