@@ -81,3 +81,18 @@ def test_the_two_named_protocols_and_what_the_table_records():
     first = format_cross_domain_table(summary).splitlines()[0]
     assert first.startswith("protocol rein: sliding window 512x512 / stride 341x341, no TTA; inputs: cityscapes_val")
     assert "bdd_val as is" in first
+
+
+def test_windows_per_pass_default_to_one_on_a_cpu_and_the_scores_do_not_depend_on_it():
+    from detectron2.config import LazyConfig, instantiate
+
+    cfg = LazyConfig.load("configs/demo/tiny_synthetic_cpu.py")
+    cfg.model.test_mode, cfg.model.window_batch = "slide", None
+    torch.manual_seed(0)
+    model = instantiate(cfg.model).eval()
+    assert model.windows_per_pass == 1  # CPU; 4 on CUDA
+    image = torch.randint(0, 255, (3, 96, 300), dtype=torch.uint8)
+    one = model.inference([{"image": image}])[0]["sem_seg"]
+    model.window_batch = 4
+    assert model.windows_per_pass == 4
+    torch.testing.assert_close(model.inference([{"image": image}])[0]["sem_seg"], one, rtol=1e-5, atol=1e-5)

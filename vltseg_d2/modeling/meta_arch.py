@@ -39,7 +39,9 @@ class MaskFormer(nn.Module):
     pixel_mean, pixel_std: per-channel normalisation in 0..255 RGB.
     test_mode: "whole" (one pass over the padded image) or "slide" (sliding window).
     test_crop, test_stride: window size and step (h, w) for "slide".
-    window_batch: windows per forward pass in "slide" mode.
+    window_batch: windows per forward pass in "slide" mode; ``None`` (the recipes'): 4 on a GPU,
+        1 on a CPU, where one window at a time ran 1.4-1.5x faster in bf16 (Rein-L, 3 windows over
+        512x1024) and as fast in float32. The scores are the same either way.
     tta_scales, tta_flip: test-time augmentation (see :meth:`tta_scores`); ``(1.0,)`` and
         ``False`` (the default) is plain inference.
     """
@@ -55,7 +57,7 @@ class MaskFormer(nn.Module):
         test_mode: str = "whole",
         test_crop: Tuple[int, int] = (512, 512),
         test_stride: Tuple[int, int] = (341, 341),
-        window_batch: int = 4,
+        window_batch: Optional[int] = None,
         tta_scales: Sequence[float] = (1.0,),
         tta_flip: bool = False,
     ):
@@ -80,6 +82,10 @@ class MaskFormer(nn.Module):
     @property
     def device(self):
         return self.pixel_mean.device
+
+    @property
+    def windows_per_pass(self) -> int:
+        return self.window_batch or (4 if self.device.type == "cuda" else 1)
 
     def _normalize(self, image: torch.Tensor) -> torch.Tensor:
         return (image.to(self.device, torch.float32) - self.pixel_mean) / self.pixel_std
@@ -134,7 +140,7 @@ class MaskFormer(nn.Module):
     def image_scores(self, image: torch.Tensor, test_mode: str) -> torch.Tensor:
         """(K, h, w) scores of one normalised image (3, h, w), whole or by sliding window."""
         if test_mode == "slide":
-            return slide_inference(image, self.predict_scores, self.test_crop, self.test_stride, self.window_batch)
+            return slide_inference(image, self.predict_scores, self.test_crop, self.test_stride, self.windows_per_pass)
         h, w = image.shape[-2:]
         return self.predict_scores(self._pad([image]).tensor)[0, :, :h, :w]
 
@@ -166,7 +172,7 @@ class MaskFormer(nn.Module):
             scores = [self.tta_scores(img, self.tta_scales, self.tta_flip, mode) for img in images]
         elif mode == "slide":
             scores = [
-                slide_inference(img, self.predict_scores, self.test_crop, self.test_stride, self.window_batch)
+                slide_inference(img, self.predict_scores, self.test_crop, self.test_stride, self.windows_per_pass)
                 for img in images
             ]
         else:

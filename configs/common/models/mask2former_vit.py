@@ -72,7 +72,7 @@ model = L(MaskFormer)(
     test_mode="slide",
     test_crop=(512, 512),
     test_stride=(341, 341),
-    window_batch=4,
+    window_batch=None,  # windows per pass: 4 on a GPU, 1 on a CPU (faster there; the same scores)
     tta_scales=(1.0,),  # test-time augmentation, e.g. (0.75, 1.0, 1.25) with tta_flip=True
     tta_flip=False,
 )
