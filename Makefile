@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vltseg_d2-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test format demo clean-venv
+.PHONY: install test format demo gpu-check clean-venv
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ format: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) tools/run_demo.py
+
+# on a machine with a CUDA GPU: the CUDA tests and the Rein-L figures (docs/benchmarks/gpu_<device>.json)
+gpu-check: $(STAMP)
+	$(PY) tools/gpu_check.py
 
 clean-venv:
 	rm -rf $(VENV)

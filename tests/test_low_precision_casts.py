@@ -12,7 +12,7 @@ def _pair():
     torch.manual_seed(0)
     plain = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4)).requires_grad_(False)
     cached = copy.deepcopy(plain)
-    assert cache_low_precision_casts(cached) == 2 and isinstance(cached[0], CachedCastLinear)
+    assert cache_low_precision_casts(cached, "always") == 2 and isinstance(cached[0], CachedCastLinear)
     return plain, cached
 
 
@@ -45,3 +45,16 @@ def test_a_changed_weight_is_cast_again_and_a_trained_weight_never_cached():
         assert cached[2]._cast is None  # trainable: autocast's own cache serves it
         out.float().sum().backward()
         assert cached[2].weight.grad is not None and cached[0].weight.grad is None
+
+
+def test_in_training_mode_the_copy_is_made_only_while_autograd_records():
+    plain, cached = _pair()
+    cache_low_precision_casts(cached, "training")
+    x = torch.randn(5, 8)
+    with torch.autocast("cpu", torch.bfloat16):
+        with torch.no_grad():
+            assert torch.equal(cached(x), plain(x))
+        assert cached[0]._cast is None  # inference: autocast's per-call casts, no resident copy
+        assert torch.equal(cached(x), plain(x))
+        assert cached[0]._cast is not None  # a training forward: the copy autocast would keep anyway
+    assert cache_low_precision_casts(copy.deepcopy(plain), "never") == 0

@@ -8,6 +8,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 import torch
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import DatasetCatalog
@@ -196,3 +197,26 @@ def test_main_job_runs_end_to_end(tmp_path):
     assert (out / "model_final.pth").exists() and (out / "eval" / "model_final" / "cross_domain.md").exists()
     assert len(list((out / "visualizations").glob("*/*_seg.png"))) == 6
     assert "mean of 5 target domains" in result.stdout and "source-domain mIoU" in result.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine the check itself runs (make gpu-check)")
+def test_gpu_check_says_in_one_line_that_it_needs_a_gpu():
+    result = subprocess.run([sys.executable, "tools/gpu_check.py"], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: no CUDA GPU here (torch.cuda.is_available() is False); make gpu-check needs one"
+    )
+
+
+def test_side_by_side_benchmark_names_a_folder_that_is_not_the_original_checkout(tmp_path):
+    (tmp_path / "Rein").mkdir()
+    result = subprocess.run(
+        [sys.executable, "tools/benchmark_reference.py", "--rein-src", str(tmp_path / "Rein"),
+         "--mask2former-src", str(tmp_path / "M2F")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"benchmark_reference.py: error: {tmp_path / 'Rein'} is not a checkout of github.com/w1oves/Rein: "
+        "rein/models/backbones/reins_dinov2.py is missing"
+    )

@@ -48,8 +48,9 @@ from vltseg_d2.modeling import count_parameters
 from vltseg_d2.utils.atomic import write_text_atomic
 from vltseg_d2.utils.flops import count_cpu_attention
 
-# Dense bf16 tensor-core peaks (TFLOP/s, SXM parts) used when --peak-tflops is not given.
-KNOWN_PEAKS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
+# Dense bf16 tensor-core peaks (TFLOP/s, vendors' data sheets) used when --peak-tflops is not
+# given; the first key found in the device's name wins (so "H100 PCIe" before "H100", the SXM part)
+KNOWN_PEAKS = {"H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}
 VARIANTS = {"fp32": None, "bf16": torch.bfloat16}  # a variant may add "+ckpt": backbone activation checkpointing
 MEASURES = {"train": "train step", "whole": "inference whole", "slide": "inference slide"}
 STAGES = {

@@ -45,8 +45,9 @@ class ViTBackbone(Backbone):
     patch_resample: "bicubic" (Rein recipe) or "timm" (pseudo-inverse) for kernel resizing.
     size_divisibility: padding the meta-architecture applies to batches.
     cache_casts: with a frozen ViT (Rein, SoMA), cast its linear weights to the autocast precision
-        once instead of per forward (7% of a bf16 ViT-L forward on the CPU, for 0.6 GB more memory;
-        see ``low_precision.py``); off: ``model.backbone.cache_casts=False``.
+        once instead of per forward: ``"always"`` (a bf16 ViT-L forward 7% faster; in inference
+        0.6 GB more memory), ``"training"`` (only in training steps, where it costs no peak memory)
+        or ``"never"``; see ``low_precision.py``.
     """
 
     def __init__(
@@ -65,7 +66,7 @@ class ViTBackbone(Backbone):
         pretrained: Optional[str] = None,
         patch_resample: str = "bicubic",
         size_divisibility: int = 32,
-        cache_casts: bool = True,
+        cache_casts: str = "always",
     ):
         super().__init__()
         if len(out_indices) != len(out_strides):
@@ -119,9 +120,9 @@ class ViTBackbone(Backbone):
         self.soma = soma
         if soma is not None:  # after freezing: the adapters (and adapted biases) stay trainable
             soma.attach(self.vit)
-        self.cache_casts = cache_casts and (freeze or soma is not None)
-        if self.cache_casts:  # frozen weights: cast to bf16 once, not per forward (see low_precision.py)
-            cache_low_precision_casts(self.vit)
+        self.cache_casts = cache_casts if (freeze or soma is not None) else "never"
+        # frozen weights: cast to bf16 once, not per forward (see low_precision.py)
+        cache_low_precision_casts(self.vit, self.cache_casts)
 
     def load_pretrained(self, source: Optional[str] = None):
         """Load the original weights (``source``, default ``self.pretrained``) into the ViT."""
@@ -146,8 +147,8 @@ class ViTBackbone(Backbone):
     def merge_adapters(self) -> int:
         """Fold SoMA adapters into the weights for inference (no-op without SoMA)."""
         merged = SoMA.merge(self.vit) if self.soma is not None else 0
-        if merged and self.cache_casts:  # the merged layers are new plain Linear layers
-            cache_low_precision_casts(self.vit)
+        if merged:  # the merged layers are new plain Linear layers
+            cache_low_precision_casts(self.vit, self.cache_casts)
         return merged
 
     @property
