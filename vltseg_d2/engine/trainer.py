@@ -10,7 +10,6 @@ test_datasets,test_protocols,in_domain}``, ``cfg.train.*``.
 import contextlib
 import copy
 import datetime
-import difflib
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ from ..evaluation.cross_domain import evaluation_scalars
 from ..evaluation.prediction_writer import PredictionWriter
 from ..evaluation.provenance import provenance
 from ..modeling import count_parameters
+from ..utils.suggest import did_you_mean
 from .compile import compile_heavy_parts
 from .ema import EMAHook, TrainableEMA
 from .preemption import PreemptionHook, RotatingCheckpointer, raise_if_interrupted
@@ -298,11 +298,9 @@ def evaluation_dataset_names(cfg) -> list:
     registered = DatasetCatalog.list()
     for name in names:
         if name not in registered:
-            close = difflib.get_close_matches(name, registered, n=3)
             raise ConfigError(
-                f"dataloader.test_datasets: '{name}' is not a registered dataset"
-                + (f" (did you mean {', '.join(close)}?)" if close else "")
-                + "; see datasets/README.md for the names"
+                f"dataloader.test_datasets: '{name}' is not a registered dataset{did_you_mean(name, registered)}"
+                "; see datasets/README.md for the names"
             )
     if not names:
         raise ConfigError("dataloader.test_datasets is empty: name the datasets to evaluate on")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+from ..utils.suggest import did_you_mean
 from .catalog import ZOO, ZooEntry
 from .download import DownloadError, check_or_record_sha256, download, hash_prefix_of
 
@@ -30,14 +31,8 @@ class Fetched:
 
 def zoo_entry(name: str) -> ZooEntry:
     if name not in ZOO:
-        import difflib
-
-        close = difflib.get_close_matches(name, ZOO, n=3)
-        raise DownloadError(
-            f"no zoo entry named '{name}'"
-            + (f" (did you mean {', '.join(close)}?)" if close else "")
-            + "; `python tools/zoo.py list` shows them"
-        )
+        hint = did_you_mean(name, ZOO)
+        raise DownloadError(f"no zoo entry named '{name}'{hint}; `python tools/zoo.py list` shows them")
     return ZOO[name]
 
 
