@@ -23,6 +23,7 @@ setup(
         "psutil",
         "huggingface_hub",  # backbone weights by hub id (timm depends on it too)
         "safetensors",
+        "open_clip_torch>=3.0",  # tqdm: the CLIP text tower and its BPE tokenizer
     ],
     extras_require={
         "export": EXPORT,
