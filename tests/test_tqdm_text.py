@@ -65,3 +65,30 @@ def test_vision_language_loss_by_hand_ignored_pixels_count_in_the_mean():
         F.cross_entropy(torch.tensor([[1.0, 0.0]] * 3), torch.tensor([0, 1, 0])).item() * 3 / 4,
         rel_tol=1e-6,
     )
+
+
+def test_fixed_matching_gives_query_k_the_target_of_class_k():
+    from vltseg_d2.modeling.matcher import FixedMatcher
+
+    targets = [{"labels": torch.tensor([3, 0, 7])}, {"labels": torch.tensor([], dtype=torch.int64)}]
+    layer = {"pred_logits": torch.zeros(2, 19, 20)}
+    (rows, cols), (empty_rows, empty_cols) = FixedMatcher(19)(layer, targets)
+    assert rows.tolist() == [3, 0, 7] and cols.tolist() == [0, 1, 2]
+    assert empty_rows.tolist() == [] and empty_cols.tolist() == []
+    doubled = FixedMatcher(19)({"pred_logits": torch.zeros(1, 38, 20)}, targets[:1])[0]
+    assert doubled[0].tolist() == [3, 0, 7, 22, 19, 26] and doubled[1].tolist() == [0, 1, 2, 0, 1, 2]
+
+
+def test_with_fixed_matching_the_class_loss_targets_query_k_with_class_k():
+    from vltseg_d2.modeling.criterion import SetCriterion
+    from vltseg_d2.modeling.matcher import FixedMatcher
+
+    torch.manual_seed(0)
+    criterion = SetCriterion(4, FixedMatcher(4), num_points=16)
+    logits, masks = torch.randn(1, 4, 5), torch.randn(1, 4, 8, 8)
+    target = {"labels": torch.tensor([2, 0]), "masks": (torch.rand(2, 8, 8) > 0.5).float()}
+    loss = criterion({"pred_logits": logits, "pred_masks": masks}, [target])["loss_ce"]
+    expected_classes = torch.tensor([[0, 4, 2, 4]])  # queries 0 and 2 have their classes; 1 and 3: no object
+    weight = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.1])
+    expected = 2.0 * F.cross_entropy(logits.transpose(1, 2), expected_classes, weight)
+    torch.testing.assert_close(loss, expected)

@@ -88,3 +88,33 @@ class HungarianMatcher(nn.Module):
                 + self.cost_dice * pairwise_dice(pred, layer_tgt)
             )
         return torch.stack(costs)
+
+
+class FixedMatcher(nn.Module):
+    """tqdm's fixed matching (its ``IdentityAssigner``): query k predicts class k. With Q queries
+    for K classes (Q a multiple of K), the target of class c goes to queries c, c + K, c + 2K, ...;
+    queries of absent classes learn "no object". No costs are computed and nothing is drawn, so
+    the random stream differs from Hungarian matching's. Pairs come in the target order, then
+    the next block of K queries, as the reference concatenates them."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.num_classes = num_classes
+
+    @torch.no_grad()
+    def forward(self, outputs: Dict[str, torch.Tensor], targets: Sequence[dict]) -> Indices:
+        return self.match_layers([outputs], targets)[0]
+
+    @torch.no_grad()
+    def match_layers(self, layers, targets, masks=None) -> List[Indices]:
+        queries = layers[0]["pred_logits"].shape[1]
+        if queries % self.num_classes:
+            raise ValueError(f"fixed matching needs a multiple of {self.num_classes} queries, not {queries}")
+        indices = []
+        for t in targets:
+            labels = t["labels"].detach().cpu().long()
+            blocks = range(queries // self.num_classes)
+            rows = torch.cat([labels + b * self.num_classes for b in blocks])
+            cols = torch.arange(len(labels)).repeat(len(blocks))
+            indices.append((rows, cols))
+        return [indices] * len(layers)
