@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -92,3 +93,80 @@ def test_with_fixed_matching_the_class_loss_targets_query_k_with_class_k():
     weight = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.1])
     expected = 2.0 * F.cross_entropy(logits.transpose(1, 2), expected_classes, weight)
     torch.testing.assert_close(loss, expected)
+
+
+def _pixel_decoder(text_dim=None, seed=0):
+    from vltseg_d2.modeling.pixel_decoder.msdeformattn import MSDeformAttnPixelDecoder
+
+    torch.manual_seed(seed)
+    return MSDeformAttnPixelDecoder(in_channels=32, conv_dim=32, mask_dim=32, transformer_enc_layers=2,
+                                    transformer_nheads=4, transformer_dim_feedforward=64, text_dim=text_dim,
+                                    num_texts=5).eval()  # fmt: skip
+
+
+def _features(seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return {f"res{k}": torch.randn(2, 32, 64 // 2**k, 64 // 2**k, generator=g) for k in (2, 3, 4, 5)}
+
+
+def test_text_to_pixel_attention_layer_equals_its_written_out_order():
+    """deformable self-attention, norm, cross-attention to the texts (pixel + position as queries,
+    text + learned text position as keys, text as values), norm, FFN, norm."""
+    dec = _pixel_decoder(text_dim=12)
+    layer = dec.transformer.encoder.layers[0]
+    g = torch.Generator().manual_seed(2)
+    src, pos = torch.randn(2, 21, 32, generator=g), torch.randn(2, 21, 32, generator=g)
+    text, text_pos = torch.randn(2, 5, 32, generator=g), torch.randn(2, 5, 32, generator=g)
+    shapes = [(1, 1), (2, 2), (4, 4)]
+    ref = dec.transformer.encoder.reference_points(shapes, src.device)
+    x = layer.norm1(src + layer.self_attn(src + pos, ref, src, shapes))
+    attn = layer.text_attn
+    w_q, w_k, w_v = attn.in_proj_weight.chunk(3)
+    b_q, b_k, b_v = attn.in_proj_bias.chunk(3)
+    split = lambda t: t.reshape(2, t.shape[1], 4, 8).transpose(1, 2)  # noqa: E731
+    q, k = split((x + pos) @ w_q.T + b_q), split((text + text_pos) @ w_k.T + b_k)
+    v = split(text @ w_v.T + b_v)
+    heads = ((q @ k.transpose(-1, -2)) / 8**0.5).softmax(-1) @ v
+    x = layer.norm_text(x + attn.out_proj(heads.transpose(1, 2).reshape(2, 21, 32)))
+    expected = layer.norm2(x + layer.linear2(F.relu(layer.linear1(x))))
+    torch.testing.assert_close(layer(src, pos, ref, shapes, text, text_pos), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_with_silent_text_attention_the_pixel_decoder_is_mask2formers():
+    plain, texted = _pixel_decoder(), _pixel_decoder(text_dim=12)
+    missing = texted.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted({k.split(".")[0] for k in missing}) == ["text_pos_embed", "text_proj", "transformer"]
+    for layer in texted.transformer.encoder.layers:  # the attention adds nothing; its norm is the identity here
+        torch.nn.init.zeros_(layer.text_attn.out_proj.weight)
+        torch.nn.init.zeros_(layer.text_attn.out_proj.bias)
+    feats, texts = _features(), torch.randn(2, 5, 12)
+    with torch.no_grad():
+        a_mask, a_levels = plain(feats)
+        # norm_text(x) != x in general: compare after replacing it by the identity
+        for layer in texted.transformer.encoder.layers:
+            layer.norm_text = torch.nn.Identity()
+        b_mask, b_levels = texted(feats, texts)
+    torch.testing.assert_close(b_mask, a_mask, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="attends to class texts"):
+        texted(feats)
+
+
+def test_text_queries_are_each_images_projected_class_texts():
+    from vltseg_d2.modeling.transformer_decoder.mask2former_decoder import MultiScaleMaskedTransformerDecoder
+
+    torch.manual_seed(0)
+    kw = dict(in_channels=32, num_classes=5, hidden_dim=32, num_queries=5, nheads=4, dim_feedforward=64,
+              dec_layers=2, mask_dim=32)  # fmt: skip
+    texted = MultiScaleMaskedTransformerDecoder(text_dim=12, **kw).eval()
+    plain = MultiScaleMaskedTransformerDecoder(**kw).eval()
+    plain.load_state_dict(texted.state_dict(), strict=False)
+    g = torch.Generator().manual_seed(3)
+    levels = [torch.randn(2, 32, s, s, generator=g) for s in (2, 4, 8)]
+    mask_features, texts = torch.randn(2, 32, 16, 16, generator=g), torch.randn(2, 5, 12, generator=g)
+    with torch.no_grad():
+        out = texted(levels, mask_features, texts)
+        for b in range(2):  # image b: a plain decoder whose learned query features are image b's texts
+            plain.query_feat.weight.copy_(texted.text_proj(texts[b]))
+            one = plain([lvl[b : b + 1] for lvl in levels], mask_features[b : b + 1])
+            torch.testing.assert_close(out["pred_logits"][b : b + 1], one["pred_logits"], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(out["pred_masks"][b : b + 1], one["pred_masks"], rtol=1e-5, atol=1e-5)

@@ -25,8 +25,10 @@ class MaskFormerHead(nn.Module):
         super().__init__()
         self.pixel_decoder, self.predictor = pixel_decoder, predictor
 
-    def forward(self, features, queries: Optional[torch.Tensor] = None):
-        mask_features, multi_scale = self.pixel_decoder(features)
+    def forward(self, features, queries: Optional[torch.Tensor] = None, texts: Optional[torch.Tensor] = None):
+        """``texts``: class text embeddings (B x K x C) for a text-attending pixel decoder (tqdm)."""
+        decoded = self.pixel_decoder(features) if texts is None else self.pixel_decoder(features, texts)
+        mask_features, multi_scale = decoded
         return self.predictor(multi_scale, mask_features, queries)
 
 

@@ -3,9 +3,15 @@
 Levels res3..res5 (strides 8/16/32) go through a deformable-attention encoder; res2 (stride 4)
 joins through a lateral 1x1 conv (``adapter_1``) and a 3x3 output conv (``layer_1``) to make the
 per-pixel mask features.
+
+With ``text_dim`` set, every encoder layer also attends from the pixels to the class text
+embeddings (tqdm's text-to-pixel attention, ``tqdmMSDeformAttnPixelDecoder``): its layers run
+deformable self-attention, norm, cross-attention (queries: pixels + their positional encoding;
+keys: text projected to ``conv_dim`` + a learned per-class embedding; values: the projected
+text), norm, FFN, norm, as mmcv's ``('self_attn', 'norm', 'cross_attn', 'norm', 'ffn', 'norm')``.
 """
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import fvcore.nn.weight_init as weight_init
 import torch
@@ -18,17 +24,22 @@ from .ms_deform_attn import MSDeformAttn
 
 
 class MSDeformAttnEncoderLayer(nn.Module):
-    def __init__(self, d_model=256, d_ffn=1024, dropout=0.0, n_levels=3, n_heads=8, n_points=4):
+    def __init__(self, d_model=256, d_ffn=1024, dropout=0.0, n_levels=3, n_heads=8, n_points=4, text_attention=False):
         super().__init__()
         self.self_attn = MSDeformAttn(d_model, n_levels, n_heads, n_points)
         self.norm1 = nn.LayerNorm(d_model)
+        self.text_attn = nn.MultiheadAttention(d_model, n_heads, batch_first=True) if text_attention else None
+        self.norm_text = nn.LayerNorm(d_model) if text_attention else None
         self.linear1 = nn.Linear(d_model, d_ffn)
         self.linear2 = nn.Linear(d_ffn, d_model)
         self.norm2 = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, src, pos, reference_points, spatial_shapes):
+    def forward(self, src, pos, reference_points, spatial_shapes, text=None, text_pos=None):
         src = self.norm1(src + self.dropout(self.self_attn(src + pos, reference_points, src, spatial_shapes)))
+        if self.text_attn is not None:
+            attended = self.text_attn(src + pos, text + text_pos, text, need_weights=False)[0]
+            src = self.norm_text(src + self.dropout(attended))
         ffn = self.linear2(self.dropout(F.relu(self.linear1(src))))
         return self.norm2(src + self.dropout(ffn))
 
@@ -51,10 +62,10 @@ class MSDeformAttnEncoder(nn.Module):
             refs.append(torch.stack((xs.reshape(-1), ys.reshape(-1)), -1))
         return torch.cat(refs, 0)[None, :, None].expand(-1, -1, len(spatial_shapes), -1)
 
-    def forward(self, src, pos, spatial_shapes):
+    def forward(self, src, pos, spatial_shapes, text=None, text_pos=None):
         ref = self.reference_points(spatial_shapes, src.device).to(src.dtype)
         for layer in self.layers:
-            src = layer(src, pos, ref, spatial_shapes)
+            src = layer(src, pos, ref, spatial_shapes, text, text_pos)
         return src
 
 
@@ -68,10 +79,12 @@ class MSDeformAttnTransformerEncoderOnly(nn.Module):
         dropout=0.0,
         num_feature_levels=3,
         enc_n_points=4,
+        text_attention=False,
     ):
         super().__init__()
         self.encoder = MSDeformAttnEncoder(
             num_encoder_layers,
+            text_attention=text_attention,
             d_model=d_model,
             d_ffn=dim_feedforward,
             dropout=dropout,
@@ -88,13 +101,13 @@ class MSDeformAttnTransformerEncoderOnly(nn.Module):
                 m._reset_parameters()
         nn.init.normal_(self.level_embed)
 
-    def forward(self, srcs: List[torch.Tensor], pos_embeds: List[torch.Tensor]):
+    def forward(self, srcs: List[torch.Tensor], pos_embeds: List[torch.Tensor], text=None, text_pos=None):
         spatial_shapes = [tuple(s.shape[-2:]) for s in srcs]
         src_flat = torch.cat([s.flatten(2).transpose(1, 2) for s in srcs], 1)
         pos_flat = torch.cat(
             [p.flatten(2).transpose(1, 2) + self.level_embed[lvl][None, None] for lvl, p in enumerate(pos_embeds)], 1
         )
-        return self.encoder(src_flat, pos_flat, spatial_shapes), spatial_shapes
+        return self.encoder(src_flat, pos_flat, spatial_shapes, text, text_pos), spatial_shapes
 
 
 class MSDeformAttnPixelDecoder(nn.Module):
@@ -105,6 +118,8 @@ class MSDeformAttnPixelDecoder(nn.Module):
     transformer_in_features: the levels the encoder attends over (res3..res5).
     transformer_enc_layers, transformer_nheads, transformer_dim_feedforward, enc_n_points: 6, 8, 1024, 4.
     norm: "GN" (GroupNorm with 32 groups).
+    text_dim: width of class text embeddings to attend to (tqdm: 768), or None (Mask2Former).
+    num_texts: how many text embeddings (one per class, 19), for their learned positional embedding.
     """
 
     def __init__(
@@ -121,6 +136,8 @@ class MSDeformAttnPixelDecoder(nn.Module):
         transformer_dropout: float = 0.0,
         enc_n_points: int = 4,
         norm: str = "GN",
+        text_dim: Optional[int] = None,
+        num_texts: int = 19,
     ):
         super().__init__()
         channels = dict(
@@ -145,8 +162,11 @@ class MSDeformAttnPixelDecoder(nn.Module):
             dropout=transformer_dropout,
             num_feature_levels=self.num_levels,
             enc_n_points=enc_n_points,
+            text_attention=text_dim is not None,
         )
         self.pe_layer = PositionEmbeddingSine(conv_dim // 2)
+        self.text_proj = nn.Linear(text_dim, conv_dim) if text_dim is not None else None
+        self.text_pos_embed = nn.Embedding(num_texts, conv_dim) if text_dim is not None else None
         self.mask_dim = mask_dim
         self.mask_features = Conv2d(conv_dim, mask_dim, kernel_size=1)
         weight_init.c2_xavier_fill(self.mask_features)
@@ -164,14 +184,23 @@ class MSDeformAttnPixelDecoder(nn.Module):
             self.lateral_convs.append(lateral)
             self.output_convs.append(output)
 
-    def forward(self, features: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """Returns the mask features (stride 4) and the multi-scale features (coarsest first)."""
+    def forward(
+        self, features: Dict[str, torch.Tensor], texts: Optional[torch.Tensor] = None
+    ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Returns the mask features (stride 4) and the multi-scale features (coarsest first).
+        ``texts`` (B, num_texts, text_dim): the class text embeddings, with ``text_dim`` set."""
         srcs, pos = [], []
         for proj, f in zip(self.input_proj, self.transformer_in_features[::-1]):
             x = proj(features[f])
             srcs.append(x)
             pos.append(self.pe_layer(x))
-        memory, shapes = self.transformer(srcs, pos)
+        text = text_pos = None
+        if self.text_proj is not None:
+            if texts is None:
+                raise ValueError("this pixel decoder attends to class texts (text_dim is set): pass texts")
+            text = self.text_proj(texts)
+            text_pos = self.text_pos_embed.weight[None].expand(text.shape[0], -1, -1).to(text.dtype)
+        memory, shapes = self.transformer(srcs, pos, text, text_pos)
         sizes = [h * w for h, w in shapes]
         outs = [
             m.transpose(1, 2).reshape(memory.shape[0], -1, h, w)

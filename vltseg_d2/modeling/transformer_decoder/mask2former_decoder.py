@@ -5,6 +5,8 @@ self-attention among the queries, then an FFN, each post-normed. Predictions (cl
 mask logits) are made before the first layer and after every layer, for deep supervision.
 With ``rein_linked=True`` the queries come from Rein: the linked queries Q replace
 the learned positional ``query_embed`` and ``querys2feat(Q)`` replaces ``query_feat``.
+With ``text_dim`` set (tqdm) the queries are the class text embeddings of each image, one per
+class: ``text_proj(T)`` replaces ``query_feat`` (per image), ``query_embed`` stays learned.
 """
 
 from typing import List, Optional
@@ -81,6 +83,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
     mask_dim: channels of the mask features.
     num_feature_levels: 3.
     rein_linked: take queries from Rein instead of learning ``query_feat``/``query_embed``.
+    text_dim: width of the class text embeddings that become the queries (tqdm: 768), or None.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         mask_dim: int = 256,
         num_feature_levels: int = 3,
         rein_linked: bool = False,
+        text_dim: Optional[int] = None,
     ):
         super().__init__()
         self.pe_layer = PositionEmbeddingSine(hidden_dim // 2)
@@ -109,8 +113,12 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         self.transformer_ffn_layers = nn.ModuleList(FFNLayer(hidden_dim, dim_feedforward) for _ in range(dec_layers))
         self.decoder_norm = nn.LayerNorm(hidden_dim)
         self.rein_linked = rein_linked
+        self.text_queries = text_dim is not None
         if rein_linked:
             self.querys2feat = nn.Linear(hidden_dim, hidden_dim)
+        elif self.text_queries:
+            self.text_proj = nn.Linear(text_dim, hidden_dim)
+            self.query_embed = nn.Embedding(num_queries, hidden_dim)
         else:
             self.query_feat = nn.Embedding(num_queries, hidden_dim)
             self.query_embed = nn.Embedding(num_queries, hidden_dim)
@@ -129,7 +137,8 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
 
     def forward(self, x: List[torch.Tensor], mask_features: torch.Tensor, queries: Optional[torch.Tensor] = None):
-        """x: the multi-scale features (coarsest first); queries: Rein's linked queries (Q x C)."""
+        """x: the multi-scale features (coarsest first); queries: Rein's linked queries (Q x C), or
+        with ``text_dim`` the class text embeddings (B x Q x text_dim)."""
         src, pos, sizes = [], [], []
         for i in range(self.num_feature_levels):
             sizes.append(x[i].shape[-2:])
@@ -143,6 +152,11 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
                 raise ValueError("this decoder is Rein-linked: pass the backbone's rein.queries()")
             query_embed = queries[:, None].expand(-1, bs, -1)
             output = self.querys2feat(queries)[:, None].expand(-1, bs, -1)
+        elif self.text_queries:
+            if queries is None or queries.dim() != 3 or queries.shape[1] != self.num_queries:
+                raise ValueError(f"this decoder takes {self.num_queries} text queries per image (B x Q x text_dim)")
+            query_embed = self.query_embed.weight[:, None].expand(-1, bs, -1)
+            output = self.text_proj(queries).transpose(0, 1)
         else:
             query_embed = self.query_embed.weight[:, None].expand(-1, bs, -1)
             output = self.query_feat.weight[:, None].expand(-1, bs, -1)
