@@ -94,8 +94,11 @@ class Trainer(DefaultTrainer):
         else start at iteration 0 from the backbone's original weights (``model.backbone.pretrained``)
         and then ``train.init_checkpoint`` (weights only) if set."""
         if not (resume and self.checkpointer.has_checkpoint()):
-            backbone = getattr(self.checkpointer.model, "backbone", None)
-            if getattr(backbone, "pretrained", None) and hasattr(backbone, "load_pretrained"):
+            model = self.checkpointer.model
+            backbone = getattr(model, "backbone", None)
+            if getattr(backbone, "pretrained", None) and hasattr(model, "load_pretrained"):
+                model.load_pretrained()  # tqdm: the image and the text tower from one CLIP file
+            elif getattr(backbone, "pretrained", None) and hasattr(backbone, "load_pretrained"):
                 backbone.load_pretrained()
         self.checkpointer.resume_or_load(self.cfg.train.init_checkpoint, resume=resume)
         if resume and self.checkpointer.has_checkpoint():

@@ -37,6 +37,8 @@ class ClipImageTower(Backbone):
     clip_dim: width of CLIP's projection head (768 for EVA02-CLIP-L).
     out_indices: blocks whose outputs form res2..res5.
     pretrained: the original CLIP file (``EVA02_CLIP_L_336_psz14_s6B.pt``) or a hub id.
+    keep_initial: keep the frozen initial copy (tqdm's vision regulariser; its code always does,
+        from construction on, so the copy is part of every checkpoint; it doubles the tower's memory).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class ClipImageTower(Backbone):
         clip_dim: int = 768,
         out_indices: Sequence[int] = (7, 11, 15, 23),
         pretrained: Optional[str] = None,
+        keep_initial: bool = True,
     ):
         super().__init__()
         kwargs = dict(img_size=img_size, num_classes=clip_dim, dynamic_img_size=True, **(model_kwargs or {}))
@@ -61,18 +64,28 @@ class ClipImageTower(Backbone):
         self.fpn2 = nn.Sequential(nn.ConvTranspose2d(dim, dim, 2, 2))
         self.fpn3, self.fpn4 = nn.Identity(), nn.MaxPool2d(2, 2)
         self.initial: Optional[nn.Module] = None  # the frozen copy, once taken
-        self.loaded_from = None
+        self.loaded_from, self.freeze = None, False  # fully fine-tuned: checkpoints hold every weight
+        self.keep_initial = keep_initial
+        if keep_initial:  # as tqdm: the tower as built (random here; the CLIP weights once loaded)
+            self.snapshot_initial()
 
     def load_pretrained(self, source: Optional[str] = None):
         source = source or self.pretrained
         load_vit_weights(self, source)
         self.loaded_from = source
-        self.snapshot_initial()
+        if self.keep_initial:
+            self.snapshot_initial()
 
     def snapshot_initial(self):
         """Keep the tower as it is now, frozen, for the vision regulariser (tqdm deep-copies the
         backbone right after loading the CLIP weights; the copy is part of the model's state)."""
         self.initial = copy.deepcopy(self.vit).requires_grad_(False).eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.initial is not None:
+            self.initial.eval()  # the reference stays as it was
+        return self
 
     @property
     def size_divisibility(self):
@@ -106,7 +119,7 @@ class ClipImageTower(Backbone):
     def initial_global(self, images: torch.Tensor) -> torch.Tensor:
         """The frozen initial tower's global embedding (B, 1, clip_dim)."""
         if self.initial is None:
-            raise RuntimeError("no initial tower: load the CLIP weights (load_pretrained) or call snapshot_initial()")
+            raise RuntimeError("no initial tower (keep_initial=False): the vision regulariser needs it")
         x, rope, grid = self._tokens(self.initial, images)
         for block in self.initial.blocks:
             x = block(x, rope=rope)
