@@ -204,3 +204,18 @@ def test_train_augmentations_are_the_reference_chain():
     augs = train_augmentations((512, 512), [256, 512], max_size=2048)
     assert [type(a) for a in augs] == [RandomShortEdgeResize, CategoryAreaCrop, T.RandomFlip, PhotometricDistortion]
     assert augs[2].prob == 0.5 and augs[1].cat_max_ratio == 0.75 and augs[1].ignore_label == 255
+
+
+def test_tqdms_ratio_resize_draws_a_continuous_ratio_of_the_images_own_size():
+    """mmseg 0.x ``Resize(ratio_range=(0.5, 2.0))`` on a GTA5 frame (1914 x 1052), numpy seed 0:
+    ratio = 0.5488135 * 1.5 + 0.5 = 1.3232203 -> target (2532, 1392) -> factor min(2532 / 1914,
+    1392 / 1052) = 1.3228840 -> 2532 x 1392; then 1.5727840 -> (3010, 1654) -> factor
+    1654 / 1052 = 1.5722433 -> 3009 x 1654 (the width loses one to the second rounding)."""
+    import numpy as np
+
+    from vltseg_d2.data.resize import RandomRatioResize
+
+    np.random.seed(0)
+    resize, frame = RandomRatioResize((0.5, 2.0)), np.zeros((1052, 1914, 3), np.uint8)
+    sizes = [(t.new_h, t.new_w) for t in (resize.get_transform(frame), resize.get_transform(frame))]
+    assert sizes == [(1392, 2532), (1654, 3009)]

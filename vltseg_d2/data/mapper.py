@@ -1,7 +1,7 @@
 """File record -> model input: augmented image tensor, ``sem_seg`` and per-class ``instances``."""
 
 import logging
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -12,7 +12,7 @@ from .crop import CategoryAreaCrop
 from .datasets.classes import IGNORE_LABEL
 from .decoded_cache import DecodedCache
 from .images import read_image, read_label
-from .resize import KeepRatioResize, RandomShortEdgeResize
+from .resize import KeepRatioResize, RandomRatioResize, RandomShortEdgeResize
 from .transforms import PhotometricDistortion
 
 logger = logging.getLogger(__name__)
@@ -130,14 +130,22 @@ class SemSegDatasetMapper:
 
 
 def train_augmentations(
-    crop_size, short_edges: List[int], max_size: int, cat_max_ratio=0.75, ignore_label=IGNORE_LABEL, photometric=True
+    crop_size,
+    short_edges: List[int],
+    max_size: int,
+    cat_max_ratio=0.75,
+    ignore_label=IGNORE_LABEL,
+    photometric=True,
+    ratio_range: Optional[Tuple[float, float]] = None,
 ):
     """The reference recipes' training pipeline, draw for draw as mmsegmentation runs it:
     ``RandomChoiceResize(ResizeShortestEdge)``, ``RandomCrop(cat_max_ratio)``, ``RandomFlip(0.5)``
     (detectron2's flip draws ``uniform() < 0.5``, the same number mmcv's ``choice`` compares) and
-    ``PhotoMetricDistortion``."""
+    ``PhotoMetricDistortion``. With ``ratio_range`` (tqdm) the resize is mmseg 0.x's
+    ``Resize(ratio_range=...)`` of the image's own size instead (:class:`RandomRatioResize`)."""
+    resize = RandomRatioResize(ratio_range) if ratio_range else RandomShortEdgeResize(short_edges, max_size)
     augs = [
-        RandomShortEdgeResize(short_edges, max_size),
+        resize,
         CategoryAreaCrop(crop_size, cat_max_ratio, ignore_label),
         T.RandomFlip(prob=0.5, horizontal=True),
     ]

@@ -84,6 +84,25 @@ class RandomShortEdgeResize(Augmentation):
         return OpenCVResizeTransform(h, w, *rescale_size(h, w, max(target_h, target_w), min(target_h, target_w)))
 
 
+class RandomRatioResize(Augmentation):
+    """mmseg 0.x's ``Resize(img_scale=None, ratio_range=(lo, hi), keep_ratio=True)`` (tqdm's
+    training resize): the image's own size times a ratio drawn as
+    ``np.random.random_sample() * (hi - lo) + lo`` (continuous, the reference's draw), each side
+    truncated to an int, then :func:`rescale_size` to that (long, short) target."""
+
+    def __init__(self, ratio_range: Sequence[float]):
+        super().__init__()
+        self.low, self.high = (float(r) for r in ratio_range)
+        if not 0 < self.low <= self.high:
+            raise ValueError(f"ratio_range {tuple(ratio_range)}: need 0 < low <= high")
+
+    def get_transform(self, image):
+        h, w = image.shape[:2]
+        ratio = np.random.random_sample() * (self.high - self.low) + self.low
+        scale_w, scale_h = int(w * ratio), int(h * ratio)
+        return OpenCVResizeTransform(h, w, *rescale_size(h, w, max(scale_w, scale_h), min(scale_w, scale_h)))
+
+
 class KeepRatioResize(Augmentation):
     """mmseg's test-time ``Resize(scale=(max_size, short_edge), keep_ratio=True)``: the largest
     size with the long edge <= ``max_size`` and the short edge <= ``short_edge`` (up or down)."""

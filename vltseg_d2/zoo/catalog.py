@@ -76,6 +76,15 @@ BACKBONES = (
         ),
     ),
     ZooEntry(
+        "eva02_clip_l14_336",
+        "backbone",
+        "EVA02-CLIP-L/14-336 (BAAI): tqdm's image tower and CLIP text tower, both read from this file",
+        "EVA02_CLIP_L_336_psz14_s6B.pt",
+        url="https://huggingface.co/QuanSun/EVA-CLIP/resolve/main/EVA02_CLIP_L_336_psz14_s6B.pt",
+        hf_repo="QuanSun/EVA-CLIP",
+        notes="tqdm's full-size recipe config is not in this project yet (configs/common/models/tqdm_eva02_l.py is)",
+    ),
+    ZooEntry(
         "dinov3_vitl16",
         "backbone",
         "DINOv3 ViT-L/16 distilled, LVD-1689M (Meta); gated: its licence must be accepted first",
