@@ -34,9 +34,11 @@ class ClassNameTooLong(ValueError):
 
 
 def tokenize_names(class_names: Sequence[str], name_length: int) -> torch.Tensor:
-    """(K, name_length) token ids; a name that does not fit is an error naming it."""
-    tokens = open_clip.tokenize(list(class_names), context_length=name_length)
-    full = (open_clip.tokenize(list(class_names), context_length=77) != 0).sum(dim=1).tolist()  # start + name + end
+    """(K, name_length) token ids (on the CPU, also while a model is built on the meta device); a
+    name that does not fit is an error naming it."""
+    with torch.device("cpu"):
+        tokens = open_clip.tokenize(list(class_names), context_length=name_length)
+        full = (open_clip.tokenize(list(class_names), context_length=77) != 0).sum(dim=1).tolist()  # start, end
     for name, n in zip(class_names, full):
         if n > name_length:
             raise ClassNameTooLong(
