@@ -11,49 +11,24 @@ losses class 2.0 (no object 0.1), mask 5.0, dice 5.0 on 12,544 points; CLIP's no
 from detectron2.config import LazyCall as L
 
 from vltseg_d2.data.datasets.classes import CLASS_NAMES
-from vltseg_d2.modeling import (
-    ClipImageTower,
-    ContextDecoder,
-    FixedMatcher,
-    PromptedTextEncoder,
-    SetCriterion,
-    TextQueryMaskFormer,
-)
+from vltseg_d2.modeling import ClipImageTower, ContextDecoder, FixedMatcher, PromptedTextEncoder, TextQueryMaskFormer
 
-from .mask2former_vit import model as _mask2former
+from .mask2former_vit import model
 
 CLIP_MEAN = [v * 255 for v in (0.48145466, 0.4578275, 0.40821073)]
 CLIP_STD = [v * 255 for v in (0.26862954, 0.26130258, 0.27577711)]
 
-head = _mask2former.sem_seg_head
-head.pixel_decoder.update(in_channels=1024, text_dim=768, num_texts=19)
-head.predictor.update(num_queries=19, text_dim=768)
-
-model = L(TextQueryMaskFormer)(
-    backbone=L(ClipImageTower)(
-        model_name="eva02_large_patch14_clip_336", img_size=512, clip_dim=768, out_indices=(7, 11, 15, 23)
-    ),
-    text_encoder=L(PromptedTextEncoder)(class_names=list(CLASS_NAMES), name_length=5, tower=dict(context_length=13)),
-    context_decoder=L(ContextDecoder)(
-        transformer_width=256, transformer_heads=4, transformer_layers=3, visual_dim=768, dropout=0.1
-    ),
-    regularisers=("language", "vision", "score_map"),
-    sem_seg_head=head,
-    criterion=L(SetCriterion)(
-        num_classes=19,
-        matcher=L(FixedMatcher)(num_classes=19),
-        class_weight=2.0,
-        mask_weight=5.0,
-        dice_weight=5.0,
-        eos_coef=0.1,
-        num_points=12544,
-        oversample_ratio=3.0,
-        importance_sample_ratio=0.75,
-    ),
-    pixel_mean=CLIP_MEAN,
-    pixel_std=CLIP_STD,
-    test_mode="slide",
-    test_crop=(512, 512),
-    test_stride=(341, 341),
-    window_batch=None,
+# Mask2Former's head, criterion and inference settings, with tqdm's parts swapped in
+model._target_ = TextQueryMaskFormer
+model.backbone = L(ClipImageTower)(
+    model_name="eva02_large_patch14_clip_336", img_size=512, clip_dim=768, out_indices=(7, 11, 15, 23)
 )
+model.text_encoder = L(PromptedTextEncoder)(class_names=list(CLASS_NAMES), name_length=5, tower=dict(context_length=13))
+model.context_decoder = L(ContextDecoder)(
+    transformer_width=256, transformer_heads=4, transformer_layers=3, visual_dim=768, dropout=0.1
+)
+model.regularisers = ("language", "vision", "score_map")
+model.sem_seg_head.pixel_decoder.update(in_channels=1024, text_dim=768, num_texts=19)
+model.sem_seg_head.predictor.update(num_queries=19, text_dim=768)
+model.criterion.matcher = L(FixedMatcher)(num_classes="${..num_classes}")
+model.update(pixel_mean=CLIP_MEAN, pixel_std=CLIP_STD)
