@@ -96,3 +96,13 @@ def test_the_text_tower_loads_from_an_eva_clip_file_with_positions_cut_to_13(tmp
     torch.save(state, tmp_path / "other.pt")
     with pytest.raises(ValueError, match=r"ln_final.weight: .* \(31,\) float32 vs model \(32,\) float32"):
         load_text_tower(enc, tmp_path / "other.pt")
+
+
+def test_template_embeddings_are_computed_once_and_again_after_the_tower_changes():
+    enc = _encoder()
+    first = enc.template_embeddings()
+    assert enc.template_embeddings() is first  # cached: the tower is frozen
+    with torch.no_grad():
+        enc.tower.token_embedding.weight.mul_(2)  # a loaded file changes it in place
+    again = enc.template_embeddings()
+    assert again is not first and not torch.allclose(again, first)

@@ -95,9 +95,15 @@ class PromptedTextEncoder(nn.Module):
     @torch.no_grad()
     def template_embeddings(self, template: str = "a clean origami of a {}") -> torch.Tensor:
         """(K, output_dim) L2-normalised embeddings of ``template`` per class, no learned context:
-        the targets of tqdm's language regulariser."""
-        tokens = open_clip.tokenize([template.format(c) for c in self.class_names], context_length=self.context_length)
-        return nn.functional.normalize(self.encode(tokens.to(self.name_tokens.device)), dim=-1)
+        the targets of tqdm's language regulariser. The tower is frozen, so they are computed once
+        (as tqdm does at construction) and again only when its weights change (a loaded file)."""
+        weight = self.tower.token_embedding.weight
+        key = (template, weight.device, weight.data_ptr(), weight._version)
+        if getattr(self, "_templates", None) is None or self._templates[0] != key:
+            sentences = [template.format(c) for c in self.class_names]
+            tokens = open_clip.tokenize(sentences, context_length=self.context_length).to(weight.device)
+            self._templates = (key, nn.functional.normalize(self.encode(tokens), dim=-1))
+        return self._templates[1]
 
 
 def load_text_tower(encoder: PromptedTextEncoder, path, prefix: str = "text.") -> Tuple[List[str], List[str]]:
