@@ -96,10 +96,10 @@ class Trainer(DefaultTrainer):
         if not (resume and self.checkpointer.has_checkpoint()):
             model = self.checkpointer.model
             backbone = getattr(model, "backbone", None)
-            if getattr(backbone, "pretrained", None) and hasattr(model, "load_pretrained"):
-                model.load_pretrained()  # tqdm: the image and the text tower from one CLIP file
-            elif getattr(backbone, "pretrained", None) and hasattr(backbone, "load_pretrained"):
-                backbone.load_pretrained()
+            # the model's own loader where it has one (tqdm: both CLIP towers from one file), else the backbone's
+            load = getattr(model, "load_pretrained", None) or getattr(backbone, "load_pretrained", None)
+            if getattr(backbone, "pretrained", None) and load is not None:
+                load()
         self.checkpointer.resume_or_load(self.cfg.train.init_checkpoint, resume=resume)
         if resume and self.checkpointer.has_checkpoint():
             self.start_iter = self.iter + 1
