@@ -76,12 +76,15 @@ class TextQueryMaskFormer(MaskFormer):
         feats, text, score_map = self._text_and_features(images.tensor)
         outputs = self.sem_seg_head(feats, queries=text, texts=text)
         targets = self._targets([x["instances"] for x in batched_inputs], images.tensor.shape[-2:])
+        # the frozen copy's forward (no autograd) runs at the training precision: in a bf16 run 2.6x
+        # faster than in float32 (EVA02-L at 512 on the CPU: 1.4 vs 3.6 s, against 12.4 s for the
+        # tower's float32 forward and backward); float32 recipes keep it float32, as the original
+        frozen = self.backbone.initial_global(images.tensor) if "vision" in self.regularisers else None
         with torch.autocast(self.device.type, enabled=False):  # matching, losses and regularisers in float32
             losses = self.criterion(outputs, targets)
             if "language" in self.regularisers:
                 losses["loss_reg_language"] = language_loss(text.float(), self.text_encoder.template_embeddings())
-            if "vision" in self.regularisers:
-                frozen = self.backbone.initial_global(images.tensor)
+            if frozen is not None:
                 losses["loss_reg_vision"] = vision_loss(feats["clip_global"].float(), frozen.float())
             if "score_map" in self.regularisers:
                 labels = self._labels(batched_inputs, images.tensor.shape[-2:])
