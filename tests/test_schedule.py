@@ -116,3 +116,30 @@ def test_the_trainer_runs_the_weight_decay_schedule_when_asked(use_synthetic, tm
     cfg.train.cosine_weight_decay.enabled = True
     hooks = [h for h in Trainer(cfg)._hooks if isinstance(h, CosineWeightDecay)]
     assert len(hooks) == 1 and hooks[0].max_iter == cfg.train.max_iter and hooks[0].eta_min == 1e-5
+
+
+def test_mmcv_poly_with_an_absolute_min_lr_per_group_as_tqdm_configures_it():
+    """tqdm: lr 1e-5 (head) and 1e-6 (backbone, x0.1), poly 0.9 to min_lr 1e-6 over 20k iterations,
+    linear warm-up over 1,500 from ratio 1e-6. By hand, (b - 1e-6) * (1 - i / 20000) ** 0.9 + 1e-6,
+    times 1 - (1 - i / 1500) * (1 - 1e-6) before 1,500:
+    i = 750: 9e-6 * 0.9625 ** 0.9 + 1e-6 = 9.695673e-6, x 0.5000005 = 4.847841e-6 (backbone 5.000005e-7);
+    i = 1500: 9e-6 * 0.925 ** 0.9 + 1e-6 = 9.390157e-6 (backbone 1e-6, from then on constant)."""
+    import torch
+
+    from vltseg_d2.engine.schedule import PolyToAbsoluteMinLR
+
+    params = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
+    optimizer = torch.optim.AdamW([{"params": params[:1], "lr": 1e-5}, {"params": params[1:], "lr": 1e-6}])
+    scheduler = PolyToAbsoluteMinLR(20000, 0.9, min_lr=1e-6, warmup_iters=1500, warmup_ratio=1e-6).build(optimizer)
+    expected = {
+        0: (1.0000000000287558e-11, 1.0000000000287556e-12),
+        750: (4.847841087757463e-06, 5.000005000000001e-07),
+        1499: (9.384304437256809e-06, 9.99333334e-07),
+        1500: (9.390156638855496e-06, 1e-06),
+        19999: (1.0012114779481884e-06, 1e-06),
+    }
+    for i in range(20000):
+        if i in expected:
+            assert [g["lr"] for g in optimizer.param_groups] == pytest.approx(expected[i], rel=1e-12), i
+        optimizer.step()
+        scheduler.step()

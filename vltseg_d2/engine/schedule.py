@@ -16,6 +16,7 @@ instead (and blend the warm-up into the decay), up to 1e-4 x the base lr away fr
 
 import math
 
+import torch
 from detectron2.engine import HookBase
 from fvcore.common.param_scheduler import ParamScheduler
 
@@ -51,6 +52,43 @@ class PolyWithLinearWarmup(ParamScheduler):
     def __call__(self, where: float) -> float:
         # detectron2's LRMultiplier asks at where = iteration / max_iter
         return self.at_iteration(int(round(where * self.max_iter)))
+
+
+class PolyToAbsoluteMinLR:
+    """mmcv 1.x's ``lr_config=dict(policy="poly", power, min_lr, by_epoch=False, warmup="linear",
+    warmup_iters=W, warmup_ratio=r)`` (tqdm's configs), which detectron2's single lr multiplier
+    cannot express: ``min_lr`` is absolute, the same for every parameter group. For a group of base
+    lr ``b`` at iteration ``i`` (0-based) of ``N``:
+
+        regular(i) = (b - min_lr) * (1 - i / N) ** power + min_lr
+        lr(i)      = regular(i) * (1 - (1 - i / W) * (1 - r))   for i < W, else regular(i)
+
+    (``PolyLrUpdaterHook.get_lr`` divides by N, not N - 1; the linear warm-up scales the regular lr).
+    A group whose base lr equals ``min_lr`` (tqdm's backbone: 1e-5 x 0.1 = 1e-6) keeps it after the
+    warm-up. The config names it as ``lr_multiplier``; :meth:`build` makes the optimizer's scheduler.
+    """
+
+    def __init__(self, max_iter: int, power: float = 0.9, min_lr: float = 1e-6, warmup_iters: int = 0,
+                 warmup_ratio: float = 0.1):  # fmt: skip
+        self.max_iter, self.power, self.min_lr = int(max_iter), float(power), float(min_lr)
+        self.warmup_iters, self.warmup_ratio = int(warmup_iters), float(warmup_ratio)
+        if not 0 <= self.warmup_iters < self.max_iter:
+            raise ConfigError(f"lr_multiplier.warmup_iters={warmup_iters} must be in [0, train.max_iter={max_iter})")
+
+    def lr(self, base_lr: float, i: int) -> float:
+        regular = (base_lr - self.min_lr) * (1 - i / self.max_iter) ** self.power + self.min_lr
+        if i < self.warmup_iters:
+            return regular * (1 - (1 - i / self.warmup_iters) * (1 - self.warmup_ratio))
+        return regular
+
+    def build(self, optimizer):
+        schedule = self
+
+        class _Scheduler(torch.optim.lr_scheduler.LRScheduler):
+            def get_lr(self):
+                return [schedule.lr(base, min(self.last_epoch, schedule.max_iter - 1)) for base in self.base_lrs]
+
+        return _Scheduler(optimizer)
 
 
 class CosineWeightDecay(HookBase):

@@ -200,6 +200,8 @@ class Trainer(DefaultTrainer):
                 f"lr_multiplier.max_iter={multiplier.max_iter} but train.max_iter={cfg.train.max_iter}: "
                 'leave lr_multiplier.max_iter="${train.max_iter}"'
             )
+        if hasattr(multiplier, "build"):  # a per-group schedule (PolyToAbsoluteMinLR)
+            return multiplier.build(optimizer)
         return LRMultiplier(optimizer, multiplier=multiplier, max_iter=cfg.train.max_iter)
 
     @classmethod
