@@ -14,7 +14,7 @@ DINOV2_BUCKET = "https://dl.fbaipublicfiles.com/dinov2"
 REIN_RELEASES = "https://github.com/w1oves/Rein/releases/download"
 SOMA_RELEASE = "https://github.com/ysj9909/SoMA/releases/download/v1.0"
 # SoMA's 1024 models: crop 1024, sliding window 1024 / stride 683 (its *_1024x1024.py configs)
-ACDC = ("fog", "night", "rain", "snow")
+ACDC_VAL = "dataloader.test_datasets=[" + ",".join(f"acdc_{c}_val" for c in ("fog", "night", "rain", "snow")) + "]"
 SOMA_1024 = ("model.backbone.img_size=1024", "model.test_crop=[1024,1024]", "model.test_stride=[683,683]")
 
 
@@ -108,117 +108,99 @@ _NO_SMALL_CONFIG = (
     "beside the checkpoint); the converted file is written, evaluating it needs such a config"
 )
 
-RELEASES = (
-    ZooEntry(
-        "rein_dinov2_l_gta",
+
+def _rein(name, what, file_name, *, configs=(_REIN_GTA_CONFIG,), backbone="dinov2_vitl14", **kwargs) -> ZooEntry:
+    """A Rein release: Rein + head only, converted by the Rein converter."""
+    return ZooEntry(name, "release", f"{what} (Rein + head only)", file_name, configs=configs, converter="rein",
+                    backbone=backbone, **kwargs)  # fmt: skip
+
+
+def _soma(tag, file_tag, sources, crop, published, **kwargs) -> ZooEntry:
+    """A SoMA v1.0 release: adapters + head (EMA weights) on DINOv2-L, converted by the SoMA converter."""
+    return ZooEntry(
+        f"soma_dinov2_l_{tag}",
         "release",
-        "Rein (DINOv2-L) trained on GTA5, 512 crops, 40k iterations (Rein + head only)",
+        f"SoMA (DINOv2-L) trained on {sources}, {crop} crops (adapters + head, EMA weights)",
+        f"soma_dinov2-L_{file_tag}_best.pth",
+        url=f"{SOMA_RELEASE}/soma_dinov2-L_{file_tag}_best.pth",
+        configs=(_SOMA_CONFIG,),
+        converter="soma",
+        backbone="dinov2_vitl14",
+        published=published,
+        **kwargs,
+    )
+
+
+RELEASES = (
+    _rein(
+        "rein_dinov2_l_gta",
+        "Rein (DINOv2-L) trained on GTA5, 512 crops, 40k iterations",
         "iter_40000_published.pth",
         url=f"{REIN_RELEASES}/GTAV/iter_40000_published.pth",
-        configs=(_REIN_GTA_CONFIG,),
-        converter="rein",
-        backbone="dinov2_vitl14",
         published=(
             "paper (Rein protocol): Cityscapes 66.4, BDD 60.4, Mapillary 66.1 (avg 64.3); "
             "release page for this file: Cityscapes 66.7, BDD 60.0"
         ),
     ),
-    ZooEntry(
+    _rein(
         "rein_dinov2_l_citys2acdc",
-        "release",
-        "Rein (DINOv2-L) trained on Cityscapes, 1024 crops, 40k iterations (Rein + head only)",
+        "Rein (DINOv2-L) trained on Cityscapes, 1024 crops, 40k iterations",
         "citys2acdc_40k_rein_head.pth",
         url=f"{REIN_RELEASES}/Cityscapes/citys2acdc_40k_rein_head.pth",
         configs=("configs/rein/rein_dinov2_l_citys2acdc_1024_bs8_40k.py",),
-        converter="rein",
-        backbone="dinov2_vitl14",
         published="ACDC test 77.56 (server), Cityscapes-C 60.0 (release page)",
     ),
-    ZooEntry(
+    _rein(
         "rein_dinov2_l_urbansyn_gta_synthia",
-        "release",
-        "Rein (DINOv2-L) trained on UrbanSyn + GTA5 + SYNTHIA (Rein + head only)",
+        "Rein (DINOv2-L) trained on UrbanSyn + GTA5 + SYNTHIA",
         "(named on the release page)",
         how_to_get=(
             "download the checkpoint from https://github.com/w1oves/Rein/releases/tag/UrbanSyn%2BGTAV%2BSynthia "
             "(its README does not name the file), then `python tools/zoo.py get "
             "rein_dinov2_l_urbansyn_gta_synthia --file <the downloaded .pth>`"
         ),
-        configs=(_REIN_GTA_CONFIG,),
-        converter="rein",
-        backbone="dinov2_vitl14",
         published="Cityscapes 78.4 (release page)",
         notes="its training crop is not stated on the release page; the 512 model is assumed",
     ),
-    ZooEntry(
-        "rein_dinov2_s_gta",
-        "release",
-        "Rein (DINOv2 ViT-S/14) trained on GTA5 (Rein + head only)",
-        "iter_40000_published.pth",
-        url=f"{REIN_RELEASES}/GTAV%2BViT-Small/iter_40000_published.pth",
-        converter="rein",
-        published="Cityscapes 55.3 (release page)",
-        notes=_NO_SMALL_CONFIG,
-    ),
-    ZooEntry(
-        "rein_dinov2_b_gta",
-        "release",
-        "Rein (DINOv2 ViT-B/14) trained on GTA5 (Rein + head only)",
-        "iter_40000_published.pth",
-        url=f"{REIN_RELEASES}/GTAV%2BViT-Base/iter_40000_published.pth",
-        converter="rein",
-        published="Cityscapes 64.3 (release page)",
-        notes=_NO_SMALL_CONFIG,
-    ),
     *(
-        ZooEntry(
-            f"soma_dinov2_l_{tag}",
-            "release",
-            f"SoMA (DINOv2-L) trained on {sources}, {crop} crops (adapters + head, EMA weights)",
-            f"soma_dinov2-L_{file_tag}_best.pth",
-            url=f"{SOMA_RELEASE}/soma_dinov2-L_{file_tag}_best.pth",
-            configs=(_SOMA_CONFIG,),
-            converter="soma",
-            backbone="dinov2_vitl14",
-            eval_overrides=SOMA_1024 if crop == 1024 else (),
-            published=published,
+        _rein(
+            f"rein_dinov2_{size[0].lower()}_gta",
+            f"Rein (DINOv2 ViT-{size[0]}/14) trained on GTA5",
+            "iter_40000_published.pth",
+            url=f"{REIN_RELEASES}/GTAV%2BViT-{size}/iter_40000_published.pth",
+            configs=(),
+            backbone=None,
+            published=f"Cityscapes {miou} (release page)",
+            notes=_NO_SMALL_CONFIG,
         )
-        for tag, file_tag, sources, crop, published in (
-            ("g2cbm", "g2cbm", "GTA5", 512, "C/B/M average 68.27 (full-resolution protocol, release page)"),
-            ("gs2cbm", "gs2cbm", "GTA5 + SYNTHIA", 512, "C/B/M average 69.26 (release page)"),
-            ("gsu2cbm", "gsu2cbm", "GTA5 + SYNTHIA + UrbanSyn", 512, "C/B/M average 71.68 (release page)"),
-            (
-                "gsu2cbm_1024",
-                "gsu2cbm_1024x1024",
-                "GTA5 + SYNTHIA + UrbanSyn",
-                1024,
-                "C/B/M average 73.12 (release page)",
-            ),
-        )
+        for size, miou in (("Small", 55.3), ("Base", 64.3))
     ),
-    ZooEntry(
-        "soma_dinov2_l_c2bm",
-        "release",
-        "SoMA (DINOv2-L) trained on Cityscapes, 512 crops (adapters + head, EMA weights)",
-        "soma_dinov2-L_c2bm_best.pth",
-        url=f"{SOMA_RELEASE}/soma_dinov2-L_c2bm_best.pth",
-        configs=(_SOMA_CONFIG,),
-        converter="soma",
-        backbone="dinov2_vitl14",
+    _soma("g2cbm", "g2cbm", "GTA5", 512, "C/B/M average 68.27 (full-resolution protocol, release page)"),
+    _soma("gs2cbm", "gs2cbm", "GTA5 + SYNTHIA", 512, "C/B/M average 69.26 (release page)"),
+    _soma("gsu2cbm", "gsu2cbm", "GTA5 + SYNTHIA + UrbanSyn", 512, "C/B/M average 71.68 (release page)"),
+    _soma(
+        "gsu2cbm_1024",
+        "gsu2cbm_1024x1024",
+        "GTA5 + SYNTHIA + UrbanSyn",
+        1024,
+        "C/B/M average 73.12 (release page)",
+        eval_overrides=SOMA_1024,
+    ),
+    _soma(
+        "c2bm",
+        "c2bm",
+        "Cityscapes",
+        512,
+        "BDD / Mapillary average 71.74 (release page)",
         eval_overrides=("dataloader.test_datasets=[bdd_val,mapillary_val_half]",),
-        published="BDD / Mapillary average 71.74 (release page)",
     ),
-    ZooEntry(
-        "soma_dinov2_l_citys2acdc",
-        "release",
-        "SoMA (DINOv2-L) trained on Cityscapes, 1024 crops (adapters + head, EMA weights)",
-        "soma_dinov2-L_acdc_1024x1024_best.pth",
-        url=f"{SOMA_RELEASE}/soma_dinov2-L_acdc_1024x1024_best.pth",
-        configs=(_SOMA_CONFIG,),
-        converter="soma",
-        backbone="dinov2_vitl14",
-        eval_overrides=SOMA_1024 + ("dataloader.test_datasets=[" + ",".join(f"acdc_{c}_val" for c in ACDC) + "]",),
-        published="ACDC test 78.75 (server); its ACDC val is evaluated as is (1920x1080), as here",
+    _soma(
+        "citys2acdc",
+        "acdc_1024x1024",
+        "Cityscapes",
+        1024,
+        "ACDC test 78.75 (server); its ACDC val is evaluated as is (1920x1080), as here",
+        eval_overrides=SOMA_1024 + (ACDC_VAL,),
     ),
 )
 

@@ -67,7 +67,7 @@ def check_or_record_sha256(path, prefix: Optional[str] = None) -> str:
             "the file is corrupted or not the original; delete it and get it again"
         )
     if record.is_file():
-        recorded = record.read_text().split()[0] if record.read_text().split() else ""
+        recorded = (record.read_text().split() or [""])[0]
         if recorded != digest:
             raise DownloadError(
                 f"{path}: sha256 {digest} differs from {recorded} recorded at its first download "

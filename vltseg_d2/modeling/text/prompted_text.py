@@ -68,6 +68,7 @@ class PromptedTextEncoder(nn.Module):
         # tqdm draws the contexts with randn and then re-draws them with trunc_normal_ (std 1, cut at +-2)
         self.contexts = nn.Parameter(torch.empty(1, self.context_length - name_length, cfg["width"]))
         nn.init.trunc_normal_(self.contexts)
+        self._templates = None  # (key of the tower's weights, template embeddings): see template_embeddings
 
     @property
     def output_dim(self) -> int:
@@ -99,7 +100,7 @@ class PromptedTextEncoder(nn.Module):
         (as tqdm does at construction) and again only when its weights change (a loaded file)."""
         weight = self.tower.token_embedding.weight
         key = (template, weight.device, weight.data_ptr(), weight._version)
-        if getattr(self, "_templates", None) is None or self._templates[0] != key:
+        if self._templates is None or self._templates[0] != key:
             sentences = [template.format(c) for c in self.class_names]
             tokens = open_clip.tokenize(sentences, context_length=self.context_length).to(weight.device)
             self._templates = (key, nn.functional.normalize(self.encode(tokens), dim=-1))
