@@ -61,3 +61,25 @@ def test_tqdm_trains_and_evaluates_through_train_net(synthetic_root, tmp_path):
                        f"train.output_dir={tmp_path / 'eval'}", "dataloader.test_datasets=[synthetic_source_val]"]
                       + FAST, synthetic_root)  # fmt: skip
     assert "synthetic_source_val" in again.stdout + again.stderr
+
+
+def test_class_scores_are_made_at_the_mask_resolution_then_upsampled():
+    """tqdm's head combines softmax(class) and sigmoid(mask) at 1/4 and its segmentor resizes the
+    scores (encode_decode); upsampling the mask logits first, as Mask2Former does, differs."""
+    import torch.nn.functional as F
+
+    from vltseg_d2.modeling.inference import semantic_scores
+
+    model = _model().eval()
+    images = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        out = model._head_outputs(images)
+        low = semantic_scores(out["pred_logits"], out["pred_masks"])
+        by_hand = F.interpolate(low, size=(64, 96), mode="bilinear", align_corners=False)
+        mask_first = semantic_scores(
+            out["pred_logits"], F.interpolate(out["pred_masks"], size=(64, 96), mode="bilinear", align_corners=False)
+        )
+        got = model.predict_scores(images)
+    assert out["pred_masks"].shape[-2:] == (16, 24)
+    torch.testing.assert_close(got, by_hand)
+    assert (got - mask_first).abs().max() > 1e-4

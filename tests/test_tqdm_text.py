@@ -145,10 +145,26 @@ def test_with_silent_text_attention_the_pixel_decoder_is_mask2formers():
         # norm_text(x) != x in general: compare after replacing it by the identity
         for layer in texted.transformer.encoder.layers:
             layer.norm_text = torch.nn.Identity()
+        texted.transformer.encoder.post_norm = torch.nn.Identity()  # tqdm's final norm, below
         b_mask, b_levels = texted(feats, texts)
     torch.testing.assert_close(b_mask, a_mask, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="attends to class texts"):
         texted(feats)
+
+
+def test_the_text_attending_encoder_ends_with_a_layer_norm():
+    """mmcv's DetrTransformerDecoder (tqdm's pixel encoder) returns post_norm(last layer): every
+    token's channels have mean = bias and standard deviation = weight after it."""
+    texted, plain = _pixel_decoder(text_dim=12).transformer, _pixel_decoder().transformer
+    assert plain.encoder.post_norm is None
+    torch.nn.init.constant_(texted.encoder.post_norm.weight, 2.0)
+    torch.nn.init.constant_(texted.encoder.post_norm.bias, 1.0)
+    g = torch.Generator().manual_seed(4)
+    srcs = [torch.randn(2, 32, s, s, generator=g) for s in (1, 2, 4)]
+    with torch.no_grad():
+        out, _ = texted(srcs, [torch.zeros_like(x) for x in srcs], torch.randn(2, 5, 32), torch.zeros(2, 5, 32))
+    torch.testing.assert_close(out.mean(-1), torch.ones(2, 21), rtol=0, atol=1e-5)
+    torch.testing.assert_close(out.var(-1, unbiased=False).sqrt(), torch.full((2, 21), 2.0), rtol=0, atol=1e-3)
 
 
 def test_text_queries_are_each_images_projected_class_texts():
@@ -164,6 +180,9 @@ def test_text_queries_are_each_images_projected_class_texts():
     levels = [torch.randn(2, 32, s, s, generator=g) for s in (2, 4, 8)]
     mask_features, texts = torch.randn(2, 32, 16, 16, generator=g), torch.randn(2, 5, 12, generator=g)
     with torch.no_grad():
+        first, second = texted.text_proj[0], texted.text_proj[2]  # tqdm_head.py: Linear, ReLU, Linear
+        by_hand = torch.relu(texts @ first.weight.T + first.bias) @ second.weight.T + second.bias
+        torch.testing.assert_close(texted.text_proj(texts), by_hand)
         out = texted(levels, mask_features, texts)
         for b in range(2):  # image b: a plain decoder whose learned query features are image b's texts
             plain.query_feat.weight.copy_(texted.text_proj(texts[b]))

@@ -4,7 +4,10 @@ Values from its EVA02-L configs (``configs/tqdm/tqdm_eva_vit-l_1e-5_20k-g2c-512.
 image tower fully fine-tuned, blocks 7, 11, 15, 23 through a BEiT-style FPN, CLIP's 768-d global and
 dense embeddings; text tower frozen, context length 13 of which 5 for the class name (8 learned
 context vectors); context decoder width 256, 4 heads, 3 layers, dropout 0.1; pixel decoder with
-text-to-pixel attention (6 layers, FFN 1024); decoder with 19 text queries (9 layers, FFN 2048);
+text-to-pixel attention and a final LayerNorm (6 layers, FFN 2048: its config writes ``ffn_cfgs``
+with 1024, "reduced from 2048", but also the layer's deprecated ``feedforward_channels=2048``, which
+mmcv 1.x's ``BaseTransformerLayer`` copies over ``ffn_cfgs``, so the model it trained has 2048);
+decoder with 19 text queries (9 layers, FFN 2048); class scores made at 1/4 and then upsampled;
 losses class 2.0 (no object 0.1), mask 5.0, dice 5.0 on 12,544 points; CLIP's normalisation.
 """
 
@@ -28,7 +31,7 @@ model.context_decoder = L(ContextDecoder)(
     transformer_width=256, transformer_heads=4, transformer_layers=3, visual_dim=768, dropout=0.1
 )
 model.regularisers = ("language", "vision", "score_map")
-model.sem_seg_head.pixel_decoder.update(in_channels=1024, text_dim=768, num_texts=19)
+model.sem_seg_head.pixel_decoder.update(in_channels=1024, text_dim=768, num_texts=19, transformer_dim_feedforward=2048)
 model.sem_seg_head.predictor.update(num_queries=19, text_dim=768)
 model.criterion.matcher = L(FixedMatcher)(num_classes="${..num_classes}")
 model.update(pixel_mean=CLIP_MEAN, pixel_std=CLIP_STD)

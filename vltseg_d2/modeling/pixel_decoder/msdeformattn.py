@@ -8,7 +8,10 @@ With ``text_dim`` set, every encoder layer also attends from the pixels to the c
 embeddings (tqdm's text-to-pixel attention, ``tqdmMSDeformAttnPixelDecoder``): its layers run
 deformable self-attention, norm, cross-attention (queries: pixels + their positional encoding;
 keys: text projected to ``conv_dim`` + a learned per-class embedding; values: the projected
-text), norm, FFN, norm, as mmcv's ``('self_attn', 'norm', 'cross_attn', 'norm', 'ffn', 'norm')``.
+text), norm, FFN, norm, as mmcv's ``('self_attn', 'norm', 'cross_attn', 'norm', 'ffn', 'norm')``,
+and the encoder's output goes through one more LayerNorm (``post_norm``): tqdm's encoder is mmcv's
+``DetrTransformerDecoder`` (``post_norm_cfg=dict(type='LN')`` by default, ``return_intermediate``),
+whose last intermediate output, the one the pixel decoder reads, is ``post_norm(query)``.
 """
 
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -48,6 +51,8 @@ class MSDeformAttnEncoder(nn.Module):
     def __init__(self, num_layers: int, **layer_kwargs):
         super().__init__()
         self.layers = nn.ModuleList(MSDeformAttnEncoderLayer(**layer_kwargs) for _ in range(num_layers))
+        text_attention = layer_kwargs.get("text_attention", False)
+        self.post_norm = nn.LayerNorm(layer_kwargs.get("d_model", 256)) if text_attention else None
 
     @staticmethod
     def reference_points(spatial_shapes, device):
@@ -66,7 +71,7 @@ class MSDeformAttnEncoder(nn.Module):
         ref = self.reference_points(spatial_shapes, src.device).to(src.dtype)
         for layer in self.layers:
             src = layer(src, pos, ref, spatial_shapes, text, text_pos)
-        return src
+        return src if self.post_norm is None else self.post_norm(src)
 
 
 class MSDeformAttnTransformerEncoderOnly(nn.Module):

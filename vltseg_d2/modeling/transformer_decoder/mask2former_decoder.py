@@ -6,7 +6,9 @@ mask logits) are made before the first layer and after every layer, for deep sup
 With ``rein_linked=True`` the queries come from Rein: the linked queries Q replace
 the learned positional ``query_embed`` and ``querys2feat(Q)`` replaces ``query_feat``.
 With ``text_dim`` set (tqdm) the queries are the class text embeddings of each image, one per
-class: ``text_proj(T)`` replaces ``query_feat`` (per image), ``query_embed`` stays learned.
+class: ``text_proj(T)`` replaces ``query_feat`` (per image), ``query_embed`` stays learned;
+``text_proj`` is tqdm's two-layer MLP (Linear, ReLU, Linear: ``tqdm_head.py``), the pixel
+decoder's own ``text_proj`` a single Linear.
 """
 
 from typing import List, Optional
@@ -117,7 +119,9 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         if rein_linked:
             self.querys2feat = nn.Linear(hidden_dim, hidden_dim)
         elif self.text_queries:
-            self.text_proj = nn.Linear(text_dim, hidden_dim)
+            self.text_proj = nn.Sequential(
+                nn.Linear(text_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, hidden_dim)
+            )
             self.query_embed = nn.Embedding(num_queries, hidden_dim)
         else:
             self.query_feat = nn.Embedding(num_queries, hidden_dim)
