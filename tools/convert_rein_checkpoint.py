@@ -36,7 +36,7 @@ DEFAULT_CONFIG = "configs/rein/rein_dinov2_l_gta2cbm_512_released.py"
 
 
 def main(argv=None):
-    parser = converter_arguments(__doc__, "Rein", DEFAULT_CONFIG, "a full segmentor file")
+    parser = converter_arguments(__doc__, "Rein", DEFAULT_CONFIG, "a full segmentor file's DINOv2 weights")
     args = parser.parse_args(argv)
     tool_logging(format="%(message)s")
     try:

@@ -33,7 +33,7 @@ DEFAULT_CONFIG = "configs/soma/soma_dinov2_l_gta2cbm_512_bs4_40k.py"
 
 
 def main(argv=None):
-    parser = converter_arguments(__doc__, "SoMA", DEFAULT_CONFIG, "a merged file")
+    parser = converter_arguments(__doc__, "SoMA", DEFAULT_CONFIG, "a merged file's DINOv2 weights")
     args = parser.parse_args(argv)
     tool_logging(format="%(message)s")
     try:

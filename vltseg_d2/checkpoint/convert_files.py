@@ -1,7 +1,7 @@
-"""File-to-file conversion of released Rein and SoMA checkpoints (the converters' and the zoo's).
+"""File-to-file conversion of released Rein, SoMA and tqdm checkpoints (the converters' and the zoo's).
 
-Each reads its input tensors-only, maps every key by the rules of ``rein_mmseg`` / ``soma_mmseg``,
-writes the result atomically and returns a one-line summary of what landed where. Errors are
+Each reads its input tensors-only, maps every key by the rules of ``rein_mmseg`` / ``soma_mmseg``
+/ ``tqdm_mmseg``, writes the result atomically and returns a one-line summary of what landed where. Errors are
 those of the readers and mappers (``CheckpointReadError``, ``UnmappedKeyError``, ...): callers
 turn them into one line.
 """
@@ -11,6 +11,7 @@ from ..utils.safe_load import load_state_dict
 from .io import save_atomic
 from .rein_mmseg import convert_rein_state_dict, is_backbone_weight
 from .soma_mmseg import convert_soma_state_dict, read_soma_checkpoint
+from .tqdm_mmseg import convert_tqdm_state_dict
 
 
 def convert_rein_file(input_path, output_path, config_file) -> str:
@@ -42,4 +43,20 @@ def convert_soma_file(input_path, output_path, config_file) -> str:
     return (
         f"wrote {output_path}: {len(converted)} tensors ({adapter} adapter, {vit} ViT, {head} head); "
         f"dropped {len(dropped)}: " + "; ".join(dropped)
+    )
+
+
+def convert_tqdm_file(input_path, output_path, config_file) -> str:
+    """A tqdm file (released mmcv 1.x checkpoint) -> ``output_path``; its EVA-CLIP towers are
+    fitted to ``config_file``'s image tower and every dropped entry is named in the summary."""
+    state = load_state_dict(input_path)
+    converted, dropped = convert_tqdm_state_dict(state, meta_vit(config_file), source=str(input_path))
+    save_atomic({"model": converted, "__source__": f"converted from {input_path}"}, output_path)
+    parts = (
+        ("image tower", "backbone.vit."), ("FPN", "backbone.fpn"), ("initial copy", "backbone.initial."),
+        ("text tower", "text_encoder.tower."), ("context decoder", "context_decoder."), ("head", "sem_seg_head."),
+    )  # fmt: skip
+    counts = ", ".join(f"{sum(k.startswith(p) for k in converted)} {name}" for name, p in parts)
+    return f"wrote {output_path}: {len(converted)} tensors ({counts}); dropped {len(dropped)}" + "".join(
+        f"; {d}" for d in dropped
     )

@@ -76,6 +76,6 @@ def converter_arguments(doc: str, source: str, default_config: str, backbone_for
     parser.add_argument(
         "--config-file",
         default=default_config,
-        help=f"config whose ViT receives {backbone_form}'s DINOv2 weights (default: %(default)s)",
+        help=f"config whose ViT receives {backbone_form} (default: %(default)s)",
     )
     return parser
