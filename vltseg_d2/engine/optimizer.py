@@ -11,10 +11,11 @@
 - optional layer-wise lr decay over the ViT blocks (detectron2's ViTDet rule).
 """
 
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from detectron2.modeling.backbone.vit import get_vit_lr_decay_rate
 from detectron2.solver.build import reduce_param_groups
+from detectron2.utils.registry import locate
 from torch import nn
 
 NO_DECAY_KEYWORDS = (
@@ -55,6 +56,37 @@ def param_groups(
                 lr *= get_vit_lr_decay_rate(name, layer_decay, num_layers)
         no_decay = id(p) in norm_params or any(k in name for k in no_decay_keywords)
         groups.append({"params": [p], "lr": lr, "weight_decay": 0.0 if no_decay else weight_decay})
+    return reduce_param_groups(groups)
+
+
+def custom_key_groups(
+    model: nn.Module,
+    base_lr: float,
+    weight_decay: float,
+    custom_keys: Dict[str, dict],
+    original_names: Optional[str] = None,
+):
+    """Parameter groups by mmcv 1.x's ``paramwise_cfg.custom_keys`` (tqdm's optimizer), read from
+    ``DefaultOptimizerConstructor.add_params``: the keys are tried longest first (ties
+    alphabetically), the first that is a substring of the parameter's full name sets
+    ``lr = base_lr * lr_mult`` and ``weight_decay * decay_mult``, and no other rule applies. So with
+    tqdm's keys (``backbone``, ``text_encoder``, ``norm``) the image tower's norms decay, and only
+    norms with ``norm`` in their name elsewhere do not (not the pixel decoder's ``gn``).
+
+    The names matched are the original model's: ``original_names`` is the dotted path of a function
+    from this model's parameter names to the original's (``vltseg_d2.checkpoint.tqdm_mmseg.original_name``).
+    Frozen parameters are left out (mmcv adds them to a group, where they are never updated).
+    """
+    keys = sorted(sorted(custom_keys), key=len, reverse=True)
+    rename = locate(original_names) if original_names else (lambda name: name)
+    groups = []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        full = rename(name)
+        rule = next((custom_keys[k] for k in keys if k in full), {})
+        lr, wd = base_lr * rule.get("lr_mult", 1.0), weight_decay * rule.get("decay_mult", 1.0)
+        groups.append({"params": [p], "lr": lr, "weight_decay": wd})
     return reduce_param_groups(groups)
 
 
