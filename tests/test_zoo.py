@@ -16,6 +16,8 @@ from pretrained_files import dinov2_state
 from rein_released import distinct_tensors, released_rein_shapes
 from test_rein_checkpoint import TINY_RELEASED
 from test_soma_checkpoint import _released_file
+from test_tqdm_checkpoint import DEMO as TQDM_DEMO
+from test_tqdm_checkpoint import _tqdm_file
 from zoo_server import FileServer
 
 from vltseg_d2.checkpoint.rein_mmseg import map_key
@@ -174,6 +176,20 @@ def test_a_soma_release_is_converted_from_its_ema_weights_with_the_1024_override
     assert evaluate.endswith("model.backbone.img_size=1024 model.test_crop=[1024,1024] model.test_stride=[683,683]")
 
 
+def test_a_tqdm_release_is_taken_from_a_local_file_converted_whole(monkeypatch, tmp_path):
+    """Google Drive has no direct link: the user's download is taken with --file; the converted
+    file holds both towers, so the printed commands read no CLIP file."""
+    source = _tqdm_file(tmp_path)
+    entry = dataclasses.replace(catalog.ZOO["tqdm_eva02_l_gta"], configs=(TQDM_DEMO,))  # the demo's widths
+    monkeypatch.setitem(catalog.ZOO, "tqdm_eva02_l_gta", entry)
+    fetched = get("tqdm_eva02_l_gta", tmp_path / "p", tmp_path / "c", local_file=str(tmp_path / "tqdm.pth"))
+    converted = load_tensor_checkpoint(fetched.converted)["model"]
+    assert torch.equal(converted["text_encoder.contexts"], source["contexts"])
+    assert any("dropped 1; 11 tensors, the frozen initial copy's FPN" in m for m in fetched.messages)
+    commands = usage_commands(fetched)
+    assert commands[0].endswith(f"--eval-only train.init_checkpoint={fetched.converted} model.backbone.pretrained=None")
+
+
 def test_gated_and_unknown_entries_are_one_line():
     for argv, expected in (
         (
@@ -193,4 +209,4 @@ def test_every_entry_names_existing_configs_and_a_source():
         for config in entry.configs:
             assert Path(config).is_file(), (entry.name, config)
         if entry.kind == "release":
-            assert entry.converter in ("rein", "soma") and entry.published, entry.name
+            assert entry.converter in ("rein", "soma", "tqdm") and entry.published, entry.name

@@ -29,7 +29,7 @@ class ZooEntry:
     hf_repo: Optional[str] = None  # Hugging Face repository holding file_name (its cache is reused)
     torch_hub: bool = False  # torch.hub caches url under <hub dir>/checkpoints/<file_name>
     configs: Tuple[str, ...] = ()
-    converter: Optional[str] = None  # "rein" or "soma": converted into this project's layout
+    converter: Optional[str] = None  # "rein", "soma" or "tqdm": converted into this project's layout
     backbone: Optional[str] = None  # the zoo entry of the frozen weights a compact release needs
     eval_overrides: Tuple[str, ...] = ()
     published: str = ""
@@ -82,7 +82,7 @@ BACKBONES = (
         "EVA02_CLIP_L_336_psz14_s6B.pt",
         url="https://huggingface.co/QuanSun/EVA-CLIP/resolve/main/EVA02_CLIP_L_336_psz14_s6B.pt",
         hf_repo="QuanSun/EVA-CLIP",
-        notes="tqdm's full-size recipe config is not in this project yet (configs/common/models/tqdm_eva02_l.py is)",
+        configs=("configs/tqdm/tqdm_eva02_l_gta2cbm_512_bs8_20k.py",),
     ),
     ZooEntry(
         "dinov3_vitl16",
@@ -131,6 +131,29 @@ def _soma(tag, file_tag, sources, crop, published, **kwargs) -> ZooEntry:
     )
 
 
+TQDM_CONFIG = "configs/tqdm/tqdm_eva02_l_gta2cbm_512_bs8_20k.py"
+
+
+def _tqdm(tag, source, drive_id, configs, published, notes="") -> ZooEntry:
+    """A tqdm release (EVA02-CLIP-L, Google Drive: no direct link): the whole model, both towers
+    included, so evaluating it reads no other file."""
+    return ZooEntry(
+        f"tqdm_eva02_l_{tag}",
+        "release",
+        f"tqdm (EVA02-CLIP-L/14-336, text queries) trained on {source}, 512 crops, 20k iterations (whole model)",
+        "(the file Google Drive gives)",
+        how_to_get=(
+            f"download it from https://drive.google.com/file/d/{drive_id}/view (linked in tqdm's README; "
+            f"Google Drive asks for a click), then `python tools/zoo.py get tqdm_eva02_l_{tag} --file <the .pth>`"
+        ),
+        configs=configs,
+        converter="tqdm",
+        eval_overrides=("model.backbone.pretrained=None",),
+        published=published,
+        notes=notes,
+    )
+
+
 RELEASES = (
     _rein(
         "rein_dinov2_l_gta",
@@ -174,6 +197,21 @@ RELEASES = (
             notes=_NO_SMALL_CONFIG,
         )
         for size, miou in (("Small", 55.3), ("Base", 64.3))
+    ),
+    _tqdm(
+        "gta",
+        "GTA5",
+        "1niKdUcoeP9Gd4F2O0LikTHBg39xHO8j0",
+        (TQDM_CONFIG,),
+        "paper: Cityscapes 68.9 (full-resolution protocol, single scale)",
+    ),
+    _tqdm(
+        "citys",
+        "Cityscapes",
+        "1_FXNthSshuvGraEX-2JxQWsGvtpeG9A7",
+        (),
+        "not stated with the release",
+        notes="no Cityscapes-source tqdm config in this project yet (its lr 1e-4, wd 1e-5 recipe): converted only",
     ),
     _soma("g2cbm", "g2cbm", "GTA5", 512, "C/B/M average 68.27 (full-resolution protocol, release page)"),
     _soma("gs2cbm", "gs2cbm", "GTA5 + SYNTHIA", 512, "C/B/M average 69.26 (release page)"),

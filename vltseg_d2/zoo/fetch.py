@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..utils.suggest import did_you_mean
-from .catalog import ZOO, ZooEntry
+from .catalog import TQDM_CONFIG, ZOO, ZooEntry
 from .download import DownloadError, check_or_record_sha256, download, hash_prefix_of
 
 logger = logging.getLogger(__name__)
@@ -123,10 +123,11 @@ def get(
     fetched = obtain(entry, Path(checkpoint_dir) / entry.name / original_name, url, local_file)
     converted = Path(checkpoint_dir) / f"{entry.name}.pth"
     if not converted.exists():
-        from ..checkpoint.convert_files import convert_rein_file, convert_soma_file
+        from ..checkpoint.convert_files import convert_rein_file, convert_soma_file, convert_tqdm_file
 
-        convert = {"rein": convert_rein_file, "soma": convert_soma_file}[entry.converter]
-        config = entry.configs[0] if entry.configs else None
+        convert = {"rein": convert_rein_file, "soma": convert_soma_file, "tqdm": convert_tqdm_file}[entry.converter]
+        # tqdm's file always holds its towers, fitted to a config's: the GTA recipe's for a release without one
+        config = entry.configs[0] if entry.configs else (TQDM_CONFIG if entry.converter == "tqdm" else None)
         fetched.messages.append(convert(fetched.original, converted, config))
     else:
         fetched.messages.append(f"found {converted} (converted before)")
