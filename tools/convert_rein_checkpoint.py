@@ -24,27 +24,14 @@ import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time tor
 
 # isort: split
 
-import sys
-
-from vltseg_d2.checkpoint import UnmappedKeyError
 from vltseg_d2.checkpoint.convert_files import convert_rein_file
-from vltseg_d2.config.cli import converter_arguments, tool_logging
-from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
-from vltseg_d2.utils.safe_load import CheckpointReadError
+from vltseg_d2.config.cli import run_converter
 
 DEFAULT_CONFIG = "configs/rein/rein_dinov2_l_gta2cbm_512_released.py"
 
 
 def main(argv=None):
-    parser = converter_arguments(__doc__, "Rein", DEFAULT_CONFIG, "a full segmentor file's DINOv2 weights")
-    args = parser.parse_args(argv)
-    tool_logging(format="%(message)s")
-    try:
-        print(convert_rein_file(args.input, args.output, args.config_file))
-    except (FileNotFoundError, CheckpointReadError, WeightsMismatchError) as e:
-        sys.exit(f"error: {e}")
-    except UnmappedKeyError as e:
-        sys.exit(f"error: {args.input}: {e.args[0]}")
+    run_converter(argv, __doc__, "Rein", DEFAULT_CONFIG, "a full segmentor file's DINOv2 weights", convert_rein_file)
 
 
 if __name__ == "__main__":

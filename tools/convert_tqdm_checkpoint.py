@@ -18,27 +18,14 @@ import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time tor
 
 # isort: split
 
-import sys
-
 from vltseg_d2.checkpoint.convert_files import convert_tqdm_file
-from vltseg_d2.checkpoint.rein_mmseg import UnmappedKeyError
-from vltseg_d2.config.cli import converter_arguments, tool_logging
-from vltseg_d2.modeling.backbone.weights import WeightsMismatchError
-from vltseg_d2.utils.safe_load import CheckpointReadError
+from vltseg_d2.config.cli import run_converter
 
 DEFAULT_CONFIG = "configs/tqdm/tqdm_eva02_l_gta2cbm_512_bs8_20k.py"
 
 
 def main(argv=None):
-    parser = converter_arguments(__doc__, "tqdm", DEFAULT_CONFIG, "the file's EVA-CLIP towers")
-    args = parser.parse_args(argv)
-    tool_logging(format="%(message)s")
-    try:
-        print(convert_tqdm_file(args.input, args.output, args.config_file))
-    except (FileNotFoundError, CheckpointReadError, WeightsMismatchError, ValueError) as e:
-        sys.exit(f"error: {e}")
-    except (KeyError, UnmappedKeyError) as e:
-        sys.exit(f"error: {args.input}: {e.args[0]}")
+    run_converter(argv, __doc__, "tqdm", DEFAULT_CONFIG, "the file's EVA-CLIP towers", convert_tqdm_file)
 
 
 if __name__ == "__main__":

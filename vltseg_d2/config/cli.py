@@ -68,6 +68,25 @@ def meta_vit(config_file: str):
         return instantiate(cfg).vit
 
 
+def run_converter(argv, doc: str, source: str, default_config: str, backbone_form: str, convert):
+    """A checkpoint converter's command line: ``convert(input, output, config_file)`` prints its
+    summary; a missing, unreadable or foreign file ends in one line naming it."""
+    import sys
+
+    from ..checkpoint.rein_mmseg import UnmappedKeyError
+    from ..modeling.backbone.weights import WeightsMismatchError
+    from ..utils.safe_load import CheckpointReadError
+
+    args = converter_arguments(doc, source, default_config, backbone_form).parse_args(argv)
+    tool_logging(format="%(message)s")
+    try:
+        print(convert(args.input, args.output, args.config_file))
+    except (FileNotFoundError, CheckpointReadError, WeightsMismatchError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    except (KeyError, UnmappedKeyError) as e:
+        sys.exit(f"error: {args.input}: {e.args[0]}")
+
+
 def converter_arguments(doc: str, source: str, default_config: str, backbone_form: str):
     """The argument parser of a checkpoint converter: ``input output [--config-file]``."""
     parser = tool_parser(doc)
