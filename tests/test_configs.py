@@ -37,7 +37,7 @@ def test_config_instantiates(path):
     optimizer = instantiate(cfg.optimizer)
     multiplier = instantiate(cfg.lr_multiplier)
     if hasattr(multiplier, "build"):  # tqdm: mmcv 1.x poly to an absolute min_lr, per group
-        base, last = optimizer.param_groups[0]["lr"], multiplier.max_iter - 1
+        base, last = max(g["lr"] for g in optimizer.param_groups), multiplier.max_iter - 1
         assert multiplier.min_lr < multiplier.lr(base, last // 2) < base
         assert multiplier.lr(base, multiplier.max_iter) == pytest.approx(multiplier.min_lr)
     else:
