@@ -134,10 +134,13 @@ class MaskFormer(nn.Module):
         """Class scores (N, K, h, w) for normalised images (N, 3, h, w) of one size."""
         h, w = images.shape[-2:]
         padded = self._pad(list(images)).tensor
-        out = self._head_outputs(padded)
+        return self.scores_from_outputs(self._head_outputs(padded), padded.shape[-2:])[..., :h, :w]
+
+    def scores_from_outputs(self, out: dict, size) -> torch.Tensor:
+        """Mask2Former's order: mask logits upsampled to ``size``, then combined with the classes."""
         # upsampled in float32: under bf16 autocast this is also faster than upsampling in bf16 and casting after
-        masks = F.interpolate(out["pred_masks"].float(), size=padded.shape[-2:], mode="bilinear", align_corners=False)
-        return semantic_scores(out["pred_logits"], masks[..., :h, :w])
+        masks = F.interpolate(out["pred_masks"].float(), size=size, mode="bilinear", align_corners=False)
+        return semantic_scores(out["pred_logits"], masks)
 
     def image_scores(self, image: torch.Tensor, test_mode: str) -> torch.Tensor:
         """(K, h, w) scores of one normalised image (3, h, w), whole or by sliding window."""

@@ -66,16 +66,13 @@ class TextQueryMaskFormer(MaskFormer):
         score_map = torch.einsum("bchw,bkc->bkhw", F.normalize(dense, dim=1), F.normalize(text, dim=-1))
         return feats, text, score_map
 
-    def predict_scores(self, images: torch.Tensor) -> torch.Tensor:
-        """Class scores (N, K, h, w) in tqdm's order: ``softmax(class) x sigmoid(mask)`` at the mask
-        logits' resolution (1/4), then bilinear to the input (``tqdmHead.forward_test``, then
-        ``encode_decode``'s resize). Mask2Former upsamples the mask logits before the sigmoid; on a
-        tiny model the two orders differ by 0.02 in score (tools/compare_tqdm_reference.py)."""
-        h, w = images.shape[-2:]
-        padded = self._pad(list(images)).tensor
-        out = self._head_outputs(padded)
+    def scores_from_outputs(self, out: dict, size) -> torch.Tensor:
+        """tqdm's order: ``softmax(class) x sigmoid(mask)`` at the mask logits' resolution (1/4), then
+        bilinear to ``size`` (``tqdmHead.forward_test``, then ``encode_decode``'s resize). Mask2Former
+        upsamples the mask logits before the sigmoid; on a tiny model the two orders differ by 0.02 in
+        score (tools/compare_tqdm_reference.py)."""
         scores = semantic_scores(out["pred_logits"], out["pred_masks"])
-        return F.interpolate(scores, size=padded.shape[-2:], mode="bilinear", align_corners=False)[..., :h, :w]
+        return F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
 
     def _head_outputs(self, images: torch.Tensor):
         feats, text, _ = self._text_and_features(images)
