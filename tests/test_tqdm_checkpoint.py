@@ -12,11 +12,10 @@ from key_fixtures import read_key_shapes
 from rein_released import distinct_tensors
 
 from vltseg_d2.checkpoint import load_weights
-from vltseg_d2.checkpoint.tqdm_mmseg import convert_tqdm_state_dict, original_name
+from vltseg_d2.checkpoint.tqdm_mmseg import RECIPE, convert_tqdm_state_dict, original_name
 from vltseg_d2.engine.optimizer import recipe_param_table
 
 DEMO = "configs/demo/tqdm_tiny_synthetic_cpu.py"
-RECIPE = "configs/tqdm/tqdm_eva02_l_gta2cbm_512_bs8_20k.py"
 
 
 def _tqdm_file(tmp_path):

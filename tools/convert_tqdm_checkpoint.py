@@ -19,9 +19,8 @@ import vltseg_d2  # noqa: F401  (first: it silences detectron2's import-time tor
 # isort: split
 
 from vltseg_d2.checkpoint.convert_files import convert_tqdm_file
+from vltseg_d2.checkpoint.tqdm_mmseg import RECIPE as DEFAULT_CONFIG
 from vltseg_d2.config.cli import run_converter
-
-DEFAULT_CONFIG = "configs/tqdm/tqdm_eva02_l_gta2cbm_512_bs8_20k.py"
 
 
 def main(argv=None):

@@ -11,6 +11,7 @@ from ..utils.safe_load import load_state_dict
 from .io import save_atomic
 from .rein_mmseg import convert_rein_state_dict, is_backbone_weight
 from .soma_mmseg import convert_soma_state_dict, read_soma_checkpoint
+from .tqdm_mmseg import RECIPE as TQDM_RECIPE
 from .tqdm_mmseg import convert_tqdm_state_dict
 
 
@@ -46,11 +47,13 @@ def convert_soma_file(input_path, output_path, config_file) -> str:
     )
 
 
-def convert_tqdm_file(input_path, output_path, config_file) -> str:
-    """A tqdm file (released mmcv 1.x checkpoint) -> ``output_path``; its EVA-CLIP towers are
-    fitted to ``config_file``'s image tower and every dropped entry is named in the summary."""
+def convert_tqdm_file(input_path, output_path, config_file=None) -> str:
+    """A tqdm file (released mmcv 1.x checkpoint) -> ``output_path``; its EVA-CLIP towers (always in
+    the file) are fitted to ``config_file``'s image tower (default: the EVA02-L recipe's) and every
+    dropped entry is named in the summary."""
     state = load_state_dict(input_path)
-    converted, dropped = convert_tqdm_state_dict(state, meta_vit(config_file), source=str(input_path))
+    vit = meta_vit(config_file or TQDM_RECIPE)
+    converted, dropped = convert_tqdm_state_dict(state, vit, source=str(input_path))
     save_atomic({"model": converted, "__source__": f"converted from {input_path}"}, output_path)
     parts = (
         ("image tower", "backbone.vit."), ("FPN", "backbone.fpn"), ("initial copy", "backbone.initial."),

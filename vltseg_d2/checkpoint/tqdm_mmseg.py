@@ -37,6 +37,17 @@ OURS_PD, OURS_DEC = HEAD + "pixel_decoder.", HEAD + "predictor."
 ENC = PD + "encoder.layers.{i}."
 OURS_ENC = OURS_PD + "transformer.encoder.layers.{i}."
 WB = "{wb}"  # weight or bias
+# the config whose image tower a file's EVA-CLIP towers are fitted to unless another is named
+RECIPE = "configs/tqdm/tqdm_eva02_l_gta2cbm_512_bs8_20k.py"
+
+
+def _norms_and_ffn(theirs: str, norms, ours_ffn: str) -> List[Tuple[str, str]]:
+    """An mmcv 1.x ``BaseTransformerLayer``'s ``norms.k`` (in operation order) and its FFN's two
+    linears (``ffns.0.layers.0.0``, ``ffns.0.layers.1``) -> ours (``norms[k]``, ``linear1``/``linear2``)."""
+    rules = [(f"{theirs}norms.{k}.{WB}", ours + WB) for k, ours in enumerate(norms)]
+    return rules + [(theirs + "ffns.0.layers.0.0." + WB, ours_ffn + "linear1." + WB),
+                    (theirs + "ffns.0.layers.1." + WB, ours_ffn + "linear2." + WB)]  # fmt: skip
+
 
 # (tqdm's name, this project's name); {i} a layer index, {wb} weight|bias, {rest} any tail
 TEMPLATES: List[Tuple[str, str]] = [
@@ -51,11 +62,7 @@ TEMPLATES: List[Tuple[str, str]] = [
     (PD + "input_convs.{i}.gn." + WB, OURS_PD + "input_proj.{i}.1." + WB),
     (ENC + "attentions.0.{rest}", OURS_ENC + "self_attn.{rest}"),
     (ENC + "attentions.1.attn.{rest}", OURS_ENC + "text_attn.{rest}"),
-    (ENC + "norms.0." + WB, OURS_ENC + "norm1." + WB),
-    (ENC + "norms.1." + WB, OURS_ENC + "norm_text." + WB),
-    (ENC + "norms.2." + WB, OURS_ENC + "norm2." + WB),
-    (ENC + "ffns.0.layers.0.0." + WB, OURS_ENC + "linear1." + WB),
-    (ENC + "ffns.0.layers.1." + WB, OURS_ENC + "linear2." + WB),
+    *_norms_and_ffn(ENC, [OURS_ENC + n for n in ("norm1.", "norm_text.", "norm2.")], OURS_ENC),
     (PD + "encoder.post_norm." + WB, OURS_PD + "transformer.encoder.post_norm." + WB),
     (PD + "level_encoding.weight", OURS_PD + "transformer.level_embed"),
     (PD + "lateral_convs.0.conv.weight", OURS_PD + "adapter_1.weight"),
@@ -68,11 +75,11 @@ TEMPLATES: List[Tuple[str, str]] = [
     # transformer decoder
     (DEC + "attentions.0.attn.{rest}", OURS_DEC + "transformer_cross_attention_layers.{i}.multihead_attn.{rest}"),
     (DEC + "attentions.1.attn.{rest}", OURS_DEC + "transformer_self_attention_layers.{i}.self_attn.{rest}"),
-    (DEC + "norms.0." + WB, OURS_DEC + "transformer_cross_attention_layers.{i}.norm." + WB),
-    (DEC + "norms.1." + WB, OURS_DEC + "transformer_self_attention_layers.{i}.norm." + WB),
-    (DEC + "norms.2." + WB, OURS_DEC + "transformer_ffn_layers.{i}.norm." + WB),
-    (DEC + "ffns.0.layers.0.0." + WB, OURS_DEC + "transformer_ffn_layers.{i}.linear1." + WB),
-    (DEC + "ffns.0.layers.1." + WB, OURS_DEC + "transformer_ffn_layers.{i}.linear2." + WB),
+    *_norms_and_ffn(
+        DEC,
+        [OURS_DEC + f"transformer_{kind}_layers.{{i}}.norm." for kind in ("cross_attention", "self_attention", "ffn")],
+        OURS_DEC + "transformer_ffn_layers.{i}.",
+    ),
     ("decode_head.transformer_decoder.post_norm." + WB, OURS_DEC + "decoder_norm." + WB),
     ("decode_head.query_embed.weight", OURS_DEC + "query_embed.weight"),
     ("decode_head.text_proj.{i}." + WB, OURS_DEC + "text_proj.{i}." + WB),

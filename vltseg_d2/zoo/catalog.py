@@ -36,6 +36,8 @@ class ZooEntry:
     notes: str = field(default="")
 
 
+_TQDM_CONFIG = "configs/tqdm/tqdm_eva02_l_gta2cbm_512_bs8_20k.py"
+
 BACKBONES = (
     ZooEntry(
         "dinov2_vitl14",
@@ -82,7 +84,7 @@ BACKBONES = (
         "EVA02_CLIP_L_336_psz14_s6B.pt",
         url="https://huggingface.co/QuanSun/EVA-CLIP/resolve/main/EVA02_CLIP_L_336_psz14_s6B.pt",
         hf_repo="QuanSun/EVA-CLIP",
-        configs=("configs/tqdm/tqdm_eva02_l_gta2cbm_512_bs8_20k.py",),
+        configs=(_TQDM_CONFIG,),
     ),
     ZooEntry(
         "dinov3_vitl16",
@@ -129,9 +131,6 @@ def _soma(tag, file_tag, sources, crop, published, **kwargs) -> ZooEntry:
         published=published,
         **kwargs,
     )
-
-
-TQDM_CONFIG = "configs/tqdm/tqdm_eva02_l_gta2cbm_512_bs8_20k.py"
 
 
 def _tqdm(tag, source, drive_id, configs, published, notes="") -> ZooEntry:
@@ -202,7 +201,7 @@ RELEASES = (
         "gta",
         "GTA5",
         "1niKdUcoeP9Gd4F2O0LikTHBg39xHO8j0",
-        (TQDM_CONFIG,),
+        (_TQDM_CONFIG,),
         "paper: Cityscapes 68.9 (full-resolution protocol, single scale)",
     ),
     _tqdm(

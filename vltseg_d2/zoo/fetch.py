@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..utils.suggest import did_you_mean
-from .catalog import TQDM_CONFIG, ZOO, ZooEntry
+from .catalog import ZOO, ZooEntry
 from .download import DownloadError, check_or_record_sha256, download, hash_prefix_of
 
 logger = logging.getLogger(__name__)
@@ -126,8 +126,7 @@ def get(
         from ..checkpoint.convert_files import convert_rein_file, convert_soma_file, convert_tqdm_file
 
         convert = {"rein": convert_rein_file, "soma": convert_soma_file, "tqdm": convert_tqdm_file}[entry.converter]
-        # tqdm's file always holds its towers, fitted to a config's: the GTA recipe's for a release without one
-        config = entry.configs[0] if entry.configs else (TQDM_CONFIG if entry.converter == "tqdm" else None)
+        config = entry.configs[0] if entry.configs else None
         fetched.messages.append(convert(fetched.original, converted, config))
     else:
         fetched.messages.append(f"found {converted} (converted before)")
